@@ -1,0 +1,235 @@
+"""One frozen config flows from the command line to every constructor.
+
+`Config` groups three frozen dataclasses (data, model, train). Variants are made with
+`dataclasses.replace`, never by mutation. A config is saved as JSON with every run
+(`RUN/config.json`) and read back with `Config.from_json`.
+
+Presets:
+  * ``cpu``: 64x64 linear spectrograms of 8 kHz audio (0.52 s clips), base width 32.
+    Sized so that the default run finishes in minutes on two CPU cores.
+  * ``specgan``: 128x128 linear spectrograms of 16 kHz audio (1.03 s clips), base width 64,
+    the shapes of SpecGAN (Donahue et al., 2019, "Adversarial Audio Synthesis").
+  * ``auto``: ``specgan`` when a GPU is visible, ``cpu`` otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Any, Optional
+
+CONFIG_VERSION = 1
+
+DISCRIMINATORS = ("simple", "resnet9")
+LOSSES = ("nonsaturating", "hinge", "wgan-gp")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+SCALES = ("linear", "mel")
+PRESETS = ("auto", "cpu", "specgan")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Audio and spectrogram parameters.
+
+    The spectrogram has ``n_bins`` frequency rows and ``n_frames`` time columns. For the
+    linear scale, ``n_bins == n_fft // 2`` (the Nyquist bin is dropped, as in SpecGAN).
+    A clip holds exactly ``hop_length * (n_frames - 1) + n_fft`` samples.
+    """
+
+    data_dir: Optional[str] = None  # None: the built-in procedural dataset
+    sample_rate: int = 8000
+    n_fft: int = 128
+    hop_length: int = 64
+    n_bins: int = 64
+    n_frames: int = 64
+    scale: str = "linear"
+    fmin: float = 0.0  # mel scale only
+    shuffle_buffer: int = 2048
+    cache: bool = True
+
+    @property
+    def clip_samples(self) -> int:
+        return self.hop_length * (self.n_frames - 1) + self.n_fft
+
+    def validate(self) -> None:
+        if self.scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}. Received: scale={self.scale!r}")
+        if self.n_bins != self.n_frames or self.n_bins not in (64, 128):
+            raise ValueError(
+                "Spectrograms must be square, 64x64 or 128x128. "
+                f"Received: n_bins={self.n_bins}, n_frames={self.n_frames}"
+            )
+        if self.scale == "linear" and self.n_fft // 2 != self.n_bins:
+            raise ValueError(
+                "A linear spectrogram has n_fft // 2 bins. "
+                f"Received: n_fft={self.n_fft}, n_bins={self.n_bins}"
+            )
+        if self.hop_length <= 0 or self.hop_length > self.n_fft:
+            raise ValueError(
+                f"hop_length must be in (0, n_fft]. Received: hop_length={self.hop_length}"
+            )
+        if self.sample_rate < 1000:
+            raise ValueError(f"sample_rate is too low. Received: sample_rate={self.sample_rate}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Shapes of the generator and discriminator."""
+
+    disc: str = "simple"
+    latent_dim: int = 100
+    base_width: int = 32  # `c` in DESIGN.md
+    height: int = 64
+    width: int = 64
+    spectral_norm: bool = False  # balance control: spectral normalisation on D
+
+    def validate(self) -> None:
+        if self.disc not in DISCRIMINATORS:
+            raise ValueError(f"disc must be one of {DISCRIMINATORS}. Received: disc={self.disc!r}")
+        if self.height != self.width or self.height not in (64, 128):
+            raise ValueError(
+                f"height and width must be equal, 64 or 128. Received: {self.height}x{self.width}"
+            )
+        if self.latent_dim < 1 or self.base_width < 1:
+            raise ValueError(
+                "latent_dim and base_width must be positive. "
+                f"Received: latent_dim={self.latent_dim}, base_width={self.base_width}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, logging and distribution settings."""
+
+    steps: int = 3000
+    batch_size: int = 32  # global batch, split over replicas
+    loss: str = "nonsaturating"
+    lr: float = 2e-4
+    d_lr_scale: float = 1.0  # d_lr = lr * d_lr_scale; the earlier attempt's cut is 0.1
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    n_critic: int = 1
+    gp_weight: float = 10.0  # WGAN-GP only
+    seed: int = 0
+    precision: str = "auto"
+    strategy: str = "auto"
+    log_every: int = 25
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    num_samples: int = 16  # size of the fixed latent batch drawn every sample_every steps
+    griffin_lim_iters: int = 32
+    # Balance controls, all off by default so the baseline stays the baseline.
+    r1_gamma: float = 0.0
+    instance_noise: float = 0.0
+    label_smoothing: float = 0.0
+    augment: str = ""  # comma-separated: shift, tmask, fmask
+    ada_target: float = 0.0  # 0.6 in StyleGAN2-ADA; needs augment
+    ada_kimg: float = 20.0
+    ema_decay: float = 0.0
+
+    @property
+    def d_lr(self) -> float:
+        return self.lr * self.d_lr_scale
+
+    def validate(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}. Received: loss={self.loss!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {PRECISIONS}. Received: precision={self.precision!r}"
+            )
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"strategy must be one of {STRATEGIES}. Received: strategy={self.strategy!r}"
+            )
+        for name in ("steps", "batch_size", "n_critic", "log_every", "sample_every",
+                     "checkpoint_every", "num_samples", "griffin_lim_iters"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1. Received: {name}={getattr(self, name)}")
+        if self.ada_target > 0 and not self.augment:
+            raise ValueError("ada_target needs augmentations to tune. Received: augment=''")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1). Received: ema_decay={self.ema_decay}")
+        if not (self.lr > 0 and self.d_lr_scale > 0 and math.isfinite(self.lr)):
+            raise ValueError(
+                f"lr and d_lr_scale must be positive. Received: lr={self.lr}, "
+                f"d_lr_scale={self.d_lr_scale}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    preset: str = "cpu"
+    version: int = CONFIG_VERSION
+
+    def validate(self) -> "Config":
+        self.data.validate()
+        self.model.validate()
+        self.train.validate()
+        if (self.model.height, self.model.width) != (self.data.n_bins, self.data.n_frames):
+            raise ValueError(
+                "Model shape must match the spectrogram shape. Received: model "
+                f"{self.model.height}x{self.model.width}, data {self.data.n_bins}x{self.data.n_frames}"
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Config":
+        version = d.get("version", CONFIG_VERSION)
+        if version > CONFIG_VERSION:
+            raise ValueError(
+                f"This config was written by a newer tfgan (version {version} > {CONFIG_VERSION})."
+            )
+
+        def build(klass, values):
+            known = {f.name for f in dataclasses.fields(klass)}
+            unknown = set(values) - known
+            if unknown:
+                raise ValueError(f"Unknown {klass.__name__} fields: {sorted(unknown)}")
+            return klass(**values)
+
+        return cls(
+            data=build(DataConfig, d.get("data", {})),
+            model=build(ModelConfig, d.get("model", {})),
+            train=build(TrainConfig, d.get("train", {})),
+            preset=d.get("preset", "cpu"),
+            version=version,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "Config":
+        return cls.from_dict(json.loads(text))
+
+
+def gpu_available() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def preset(name: str = "auto") -> Config:
+    """Returns the named preset (see module docstring)."""
+    if name == "auto":
+        name = "specgan" if gpu_available() else "cpu"
+    if name == "cpu":
+        return Config(preset="cpu")
+    if name == "specgan":
+        return Config(
+            data=DataConfig(sample_rate=16000, n_fft=256, hop_length=128, n_bins=128, n_frames=128),
+            model=ModelConfig(base_width=64, height=128, width=128),
+            train=TrainConfig(steps=20000, batch_size=64, log_every=50, sample_every=1000,
+                              checkpoint_every=1000),
+            preset="specgan",
+        )
+    raise ValueError(f"preset must be one of {PRESETS}. Received: preset={name!r}")

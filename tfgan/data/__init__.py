@@ -1,0 +1,1 @@
+"""Audio folders to tf.data spectrogram batches; the built-in procedural dataset."""

@@ -1,0 +1,74 @@
+"""The ResNet-9 baseline discriminator the earlier attempt found "too smart"."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from tfgan.models.generator import _check_size
+from tfgan.models.spectral import maybe_spectral
+
+
+class ConvBlock(layers.Layer):
+    """Conv2D(3x3, stride 1) -> BatchNorm -> ReLU, optionally followed by MaxPool(2)."""
+
+    def __init__(self, width, pool=False, spectral_norm=False, sync_batchnorm=False, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = maybe_spectral(layers.Conv2D(width, 3, padding="same", use_bias=False),
+                                   spectral_norm)
+        self.norm = layers.BatchNormalization(momentum=0.9, epsilon=1e-5,
+                                              synchronized=sync_batchnorm)
+        self.pool = layers.MaxPooling2D(2) if pool else None
+
+    def call(self, x, training=False):
+        x = keras.ops.relu(self.norm(self.conv(x, training=training), training=training))
+        return self.pool(x) if self.pool is not None else x
+
+
+@keras.saving.register_keras_serializable(package="tfgan")
+class ResNet9Discriminator(keras.Model):
+    """ResNet-9 (Page's DAWNBench network) with a single logit.
+
+    `[batch, size, size, 1]` -> `[batch, 1]` float32 logit. With c = base_width, size 64:
+    prep 64x64xc -> 32x32x2c -> +res -> 16x16x4c -> 8x8x8c -> +res -> global max -> 1.
+
+    Args:
+      size: input height and width, 64 or 128.
+      base_width: `c`.
+      spectral_norm: spectral normalisation on every Conv/Dense (balance control).
+      sync_batchnorm: synchronise BatchNorm statistics across replicas.
+    """
+
+    def __init__(self, size: int = 64, base_width: int = 64, spectral_norm: bool = False,
+                 sync_batchnorm: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        _check_size("size", size)
+        if base_width < 1:
+            raise ValueError(f"base_width must be positive. Received: base_width={base_width}")
+        self.size, self.base_width = size, base_width
+        self.spectral_norm, self.sync_batchnorm = spectral_norm, sync_batchnorm
+        c = base_width
+
+        def block(width, pool=False):
+            return ConvBlock(width, pool, spectral_norm, sync_batchnorm)
+
+        self.prep = block(c)                                  # [b, s, s, c]
+        self.layer1 = block(2 * c, pool=True)                 # [b, s/2, s/2, 2c]
+        self.res1 = [block(2 * c), block(2 * c)]              # same, added to its input
+        self.layer2 = block(4 * c, pool=True)                 # [b, s/4, s/4, 4c]
+        self.layer3 = block(8 * c, pool=True)                 # [b, s/8, s/8, 8c]
+        self.res3 = [block(8 * c), block(8 * c)]              # same, added to its input
+        self.pool = layers.GlobalMaxPooling2D()               # [b, 8c]
+        self.flatten = layers.Flatten()
+        self.logit = maybe_spectral(layers.Dense(1, dtype="float32"), spectral_norm)
+
+    def call(self, x, training=False):
+        x = self.layer1(self.prep(x, training=training), training=training)
+        x = x + self.res1[1](self.res1[0](x, training=training), training=training)
+        x = self.layer3(self.layer2(x, training=training), training=training)
+        x = x + self.res3[1](self.res3[0](x, training=training), training=training)
+        return self.logit(self.flatten(self.pool(x)), training=training)
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "base_width": self.base_width,
+                "spectral_norm": self.spectral_norm, "sync_batchnorm": self.sync_batchnorm}

@@ -1,0 +1,55 @@
+"""The new, deliberately simple discriminator: strided convolutions, no residuals."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from tfgan.models.generator import _check_size
+from tfgan.models.spectral import maybe_spectral
+
+
+@keras.saving.register_keras_serializable(package="tfgan")
+class SimpleDiscriminator(keras.Model):
+    """Conv(4x4, stride 2) -> LeakyReLU(0.2) -> BatchNorm blocks down to 4x4, then a logit.
+
+    `[batch, size, size, 1]` -> `[batch, 1]` float32 logit. Widths c, 2c, 4c, 8c (and 16c
+    at 128x128); no BatchNorm in the first block. For size 64, c=64:
+    64x64x1 -> 32x32x64 -> 16x16x128 -> 8x8x256 -> 4x4x512 -> 1.
+
+    Args:
+      size: input height and width, 64 or 128.
+      base_width: `c`.
+      spectral_norm: wrap every Conv/Dense in spectral normalisation (a balance control,
+        off by default so the architecture stays the reference one).
+      sync_batchnorm: synchronise BatchNorm statistics across replicas.
+    """
+
+    def __init__(self, size: int = 64, base_width: int = 64, spectral_norm: bool = False,
+                 sync_batchnorm: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        n_blocks = _check_size("size", size) + 1
+        if base_width < 1:
+            raise ValueError(f"base_width must be positive. Received: base_width={base_width}")
+        self.size, self.base_width = size, base_width
+        self.spectral_norm, self.sync_batchnorm = spectral_norm, sync_batchnorm
+        self.blocks = []
+        for i in range(n_blocks):                         # [b, size/2^(i+1), .., c*2^i]
+            conv = maybe_spectral(layers.Conv2D(base_width * 2 ** i, 4, strides=2,
+                                                padding="same"), spectral_norm)
+            norm = None if i == 0 else layers.BatchNormalization(
+                momentum=0.9, epsilon=1e-5, synchronized=sync_batchnorm)
+            self.blocks.append((conv, norm))
+        self.flatten = layers.Flatten()                   # [b, 4*4*c*2^(n-1)]
+        self.logit = maybe_spectral(layers.Dense(1, dtype="float32"), spectral_norm)
+
+    def call(self, x, training=False):
+        for conv, norm in self.blocks:
+            x = keras.ops.leaky_relu(conv(x, training=training), negative_slope=0.2)
+            if norm is not None:
+                x = norm(x, training=training)
+        return self.logit(self.flatten(x), training=training)
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "base_width": self.base_width,
+                "spectral_norm": self.spectral_norm, "sync_batchnorm": self.sync_batchnorm}

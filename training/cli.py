@@ -1,0 +1,92 @@
+"""Flags shared by the training entry points, mapped onto the frozen Config."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from tfgan.config import DISCRIMINATORS, LOSSES, PRECISIONS, PRESETS, SCALES, STRATEGIES, Config
+
+# flag dest -> (config section, field). Every flag defaults to None: "not given", so that a
+# resumed run keeps its saved value unless the flag is passed again.
+FLAG_FIELDS = {
+    "disc": ("model", "disc"), "base_width": ("model", "base_width"),
+    "spectral_norm": ("model", "spectral_norm"),
+    "data": ("data", "data_dir"), "scale": ("data", "scale"),
+    "steps": ("train", "steps"), "batch_size": ("train", "batch_size"),
+    "loss": ("train", "loss"), "lr": ("train", "lr"), "d_lr_scale": ("train", "d_lr_scale"),
+    "n_critic": ("train", "n_critic"), "seed": ("train", "seed"),
+    "precision": ("train", "precision"), "strategy": ("train", "strategy"),
+    "log_every": ("train", "log_every"), "sample_every": ("train", "sample_every"),
+    "checkpoint_every": ("train", "checkpoint_every"),
+    "griffin_lim_iters": ("train", "griffin_lim_iters"),
+    "r1_gamma": ("train", "r1_gamma"), "instance_noise": ("train", "instance_noise"),
+    "label_smoothing": ("train", "label_smoothing"), "augment": ("train", "augment"),
+    "ada_target": ("train", "ada_target"), "ema_decay": ("train", "ema_decay"),
+}
+
+
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model and data")
+    g.add_argument("--disc", choices=DISCRIMINATORS, help="discriminator (default: simple)")
+    g.add_argument("--data", metavar="DIR",
+                   help="folder of audio files (wav/flac/ogg/mp3, searched recursively; "
+                        "sub-folders are class labels). Default: the built-in dataset")
+    g.add_argument("--preset", choices=PRESETS, default="auto",
+                   help="auto: specgan (128x128, c=64) on a GPU, cpu (64x64, c=32) without")
+    g.add_argument("--base-width", type=int, metavar="C", help="base channel width c")
+    g.add_argument("--scale", choices=SCALES, help="frequency scale (default: linear)")
+    g.add_argument("--spectral-norm", action="store_true", default=None,
+                   help="spectral normalisation on every layer of D (balance control)")
+
+
+def add_train_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--steps", type=int, help="generator updates in total (cpu preset: 3000)")
+    g.add_argument("--batch-size", type=int, help="global batch size (cpu preset: 32)")
+    g.add_argument("--loss", choices=LOSSES, help="GAN loss (default: nonsaturating BCE)")
+    g.add_argument("--lr", type=float, help="generator learning rate (default 2e-4)")
+    g.add_argument("--d-lr-scale", type=float,
+                   help="discriminator lr = lr x this (default 1; the earlier attempt used 0.1)")
+    g.add_argument("--n-critic", type=int, help="D updates per G update (default 1)")
+    g.add_argument("--seed", type=int, help="seed for data order, crops, noise and init")
+    g.add_argument("--precision", choices=PRECISIONS,
+                   help="auto: mixed_float16 on GPU, float32 on CPU")
+    g.add_argument("--strategy", choices=STRATEGIES,
+                   help="auto: MirroredStrategy with >1 GPU; multiworker reads TF_CONFIG")
+    g = p.add_argument_group("balance controls (all off by default)")
+    g.add_argument("--r1-gamma", type=float, help="R1 gradient penalty weight on real data")
+    g.add_argument("--instance-noise", type=float,
+                   help="std of noise added to D's inputs, annealed to 0 over the run")
+    g.add_argument("--label-smoothing", type=float,
+                   help="one-sided: D's real label becomes 1 - this")
+    g.add_argument("--augment", metavar="LIST",
+                   help="differentiable augmentations on D's inputs: shift,tmask,fmask")
+    g.add_argument("--ada-target", type=float,
+                   help="adaptive augmentation target for E[sign(D(x))] (0.6 in the paper)")
+    g.add_argument("--ema-decay", type=float,
+                   help="keep an EMA of G's weights for sampling and export (e.g. 0.999)")
+    g = p.add_argument_group("logging")
+    g.add_argument("--log-every", type=int, help="steps per metrics line (default 25)")
+    g.add_argument("--sample-every", type=int, help="steps per sample grid + WAVs (default 500)")
+    g.add_argument("--checkpoint-every", type=int, help="steps per checkpoint (default 500)")
+    g.add_argument("--griffin-lim-iters", type=int, help="Griffin-Lim iterations for WAVs")
+
+
+def apply_flags(config: Config, args: argparse.Namespace) -> Config:
+    """`config` with every flag the user gave written into it."""
+    sections = {"data": {}, "model": {}, "train": {}}
+    for dest, (section, field) in FLAG_FIELDS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            sections[section][field] = value
+    if sections["data"].get("scale") == "mel" and config.data.scale != "mel":
+        # A mel filterbank needs several linear bins per mel band: 4x the mel bins.
+        sections["data"]["n_fft"] = 4 * config.data.n_bins
+    config = dataclasses.replace(
+        config,
+        data=dataclasses.replace(config.data, **sections["data"]),
+        model=dataclasses.replace(config.model, **sections["model"]),
+        train=dataclasses.replace(config.train, **sections["train"]),
+    )
+    return config
