@@ -85,6 +85,17 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def trackable_weights(model) -> dict:
+    """`{index: variable}` over `model.weights`, for tf.train.Checkpoint.
+
+    Keras 3 models keep sub-layers held in Python lists out of TensorFlow's object graph,
+    so a checkpoint of the model object itself silently misses their variables. Indexing
+    `model.weights` (creation order, fixed by the architecture) captures every variable,
+    including BatchNorm's moving statistics.
+    """
+    return {f"{i:04d}": w.value if hasattr(w, "value") else w for i, w in enumerate(model.weights)}
+
+
 def build_generator(config: Config):
     from tfgan.models import Generator
 
@@ -114,9 +125,10 @@ def load_generator(run: RunDir, checkpoint: Optional[str] = None, prefer_ema: bo
     step = tf.Variable(0, dtype=tf.int64)
     use_ema = prefer_ema and config.train.ema_decay > 0
     # Only G (or its average) is restored; D and the optimisers stay in the file.
-    ckpt = tf.train.Checkpoint(**{("ema_generator" if use_ema else "generator"): g, "step": step})
+    ckpt = tf.train.Checkpoint(**{("ema_generator" if use_ema else "generator"):
+                                  trackable_weights(g), "step": step})
     try:
-        ckpt.restore(checkpoint).expect_partial()
+        ckpt.restore(checkpoint).expect_partial().assert_existing_objects_matched()
     except (tf.errors.NotFoundError, ValueError) as e:
         raise RunError(f"Cannot read checkpoint {checkpoint}: {str(e).splitlines()[0]}") from None
     return g, config, stats, int(step.numpy())

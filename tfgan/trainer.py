@@ -16,7 +16,7 @@ from tfgan.config import Config
 from tfgan.data import pipeline
 from tfgan.gan import GAN
 from tfgan.models import Generator, build_discriminator
-from tfgan.rundir import RunDir, RunError
+from tfgan.rundir import RunDir, RunError, trackable_weights
 
 log = logging.getLogger(__name__)
 
@@ -164,11 +164,12 @@ def train(config: Config, run_dir, resume: bool = False, loop: str = "fit",
 
     gan = build_gan(config, strategy, precision)
     step_var = tf.Variable(0, dtype=tf.int64, trainable=False)
-    tracked = dict(generator=gan.generator, discriminator=gan.discriminator,
+    tracked = dict(generator=trackable_weights(gan.generator),
+                   discriminator=trackable_weights(gan.discriminator),
                    g_optimizer=gan.g_optimizer, d_optimizer=gan.d_optimizer,
                    ada_p=gan.ada_p, step=step_var)
     if gan.ema_generator is not None:
-        tracked["ema_generator"] = gan.ema_generator
+        tracked["ema_generator"] = trackable_weights(gan.ema_generator)
     ckpt = tf.train.Checkpoint(**tracked)
     manager = tf.train.CheckpointManager(ckpt, str(run.checkpoints), max_to_keep=3,
                                          checkpoint_name="ckpt")

@@ -48,13 +48,12 @@ class Generator(keras.Model):
         self.project = layers.Dense(4 * 4 * top, use_bias=False)       # [b, 16*top]
         self.reshape = layers.Reshape((4, 4, top))                     # [b, 4, 4, top]
         self.project_bn = bn()
-        self.blocks = []
+        # Two flat lists, not a list of tuples: tf.train.Checkpoint does not see inside tuples.
+        self.convs, self.norms = [], []
         for i in range(k):                                             # [b, 2^(i+3), .., top/2^(i+1)]
-            self.blocks.append((
-                layers.Conv2DTranspose(top // 2 ** (i + 1), 4, strides=2, padding="same",
-                                       use_bias=False),
-                bn(),
-            ))
+            self.convs.append(layers.Conv2DTranspose(top // 2 ** (i + 1), 4, strides=2,
+                                                     padding="same", use_bias=False))
+            self.norms.append(bn())
         self.to_image = layers.Conv2DTranspose(1, 4, strides=2, padding="same")  # [b, size, size, 1]
         # tanh in float32: under mixed precision the output must stay exact at +-1.
         self.out = layers.Activation("tanh", dtype="float32")
@@ -62,7 +61,7 @@ class Generator(keras.Model):
     def call(self, z, training=False):
         x = self.reshape(self.project(z))
         x = keras.ops.relu(self.project_bn(x, training=training))
-        for conv, norm in self.blocks:
+        for conv, norm in zip(self.convs, self.norms):
             x = keras.ops.relu(norm(conv(x), training=training))
         return self.out(self.to_image(x))
 

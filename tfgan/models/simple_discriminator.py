@@ -33,21 +33,22 @@ class SimpleDiscriminator(keras.Model):
             raise ValueError(f"base_width must be positive. Received: base_width={base_width}")
         self.size, self.base_width = size, base_width
         self.spectral_norm, self.sync_batchnorm = spectral_norm, sync_batchnorm
-        self.blocks = []
+        # Flat lists, not tuples: tf.train.Checkpoint does not see inside tuples.
+        self.convs, self.norms = [], []
         for i in range(n_blocks):                         # [b, size/2^(i+1), .., c*2^i]
-            conv = maybe_spectral(layers.Conv2D(base_width * 2 ** i, 4, strides=2,
-                                                padding="same"), spectral_norm)
-            norm = None if i == 0 else layers.BatchNormalization(
-                momentum=0.9, epsilon=1e-5, synchronized=sync_batchnorm)
-            self.blocks.append((conv, norm))
+            self.convs.append(maybe_spectral(layers.Conv2D(base_width * 2 ** i, 4, strides=2,
+                                                           padding="same"), spectral_norm))
+            if i > 0:  # no BatchNorm in the first block
+                self.norms.append(layers.BatchNormalization(momentum=0.9, epsilon=1e-5,
+                                                            synchronized=sync_batchnorm))
         self.flatten = layers.Flatten()                   # [b, 4*4*c*2^(n-1)]
         self.logit = maybe_spectral(layers.Dense(1, dtype="float32"), spectral_norm)
 
     def call(self, x, training=False):
-        for conv, norm in self.blocks:
+        for i, conv in enumerate(self.convs):
             x = keras.ops.leaky_relu(conv(x, training=training), negative_slope=0.2)
-            if norm is not None:
-                x = norm(x, training=training)
+            if i > 0:
+                x = self.norms[i - 1](x, training=training)
         return self.logit(self.flatten(x), training=training)
 
     def get_config(self):

@@ -1,0 +1,1 @@
+"""SavedModel export of a trained generator for TensorFlow Serving."""

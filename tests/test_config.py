@@ -1,0 +1,167 @@
+"""Tests for tfgan.config: presets, JSON round trips and validation errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfgan import config as C
+from tfgan.config import Config, DataConfig, ModelConfig, TrainConfig, preset
+
+
+def test_json_round_trip_default():
+    cfg = Config()
+    back = Config.from_json(cfg.to_json())
+    assert back == cfg
+    assert back.to_json() == cfg.to_json()
+
+
+def test_json_round_trip_replaced_variant():
+    base = preset("specgan")
+    variant = dataclasses.replace(
+        base,
+        data=dataclasses.replace(base.data, data_dir="/data/dogs", scale="mel", fmin=40.0,
+                                 cache=False),
+        model=dataclasses.replace(base.model, disc="resnet9", spectral_norm=True, latent_dim=64),
+        train=dataclasses.replace(base.train, loss="hinge", lr=1e-4, d_lr_scale=0.1,
+                                  augment="shift,tmask", ada_target=0.6, ema_decay=0.999,
+                                  precision="mixed_float16"),
+    )
+    assert variant != base
+    text = variant.to_json()
+    back = Config.from_json(text)
+    assert back == variant
+    assert back.validate() is back
+    # The JSON really holds the changed values (not just defaults that happen to match).
+    d = json.loads(text)
+    assert d["data"]["data_dir"] == "/data/dogs"
+    assert d["model"]["disc"] == "resnet9"
+    assert d["train"]["d_lr_scale"] == 0.1
+    assert back.train.d_lr == pytest.approx(1e-5)
+
+
+def test_presets_shapes():
+    cpu = preset("cpu").validate()
+    assert (cpu.data.n_bins, cpu.data.n_frames) == (64, 64)
+    assert (cpu.model.height, cpu.model.width) == (64, 64)
+    assert cpu.model.base_width == 32
+    assert cpu.data.sample_rate == 8000
+    assert cpu.preset == "cpu"
+
+    spec = preset("specgan").validate()
+    assert (spec.data.n_bins, spec.data.n_frames) == (128, 128)
+    assert (spec.model.height, spec.model.width) == (128, 128)
+    assert spec.model.base_width == 64
+    assert spec.data.sample_rate == 16000
+    assert spec.preset == "specgan"
+
+
+def test_preset_clip_lengths_match_docstring():
+    # "0.52 s clips" at 8 kHz and "1.03 s clips" at 16 kHz.
+    cpu, spec = preset("cpu").data, preset("specgan").data
+    assert cpu.clip_samples == 64 * 63 + 128 == 4160
+    assert cpu.clip_samples / cpu.sample_rate == pytest.approx(0.52)
+    assert spec.clip_samples == 128 * 127 + 256 == 16512
+    assert spec.clip_samples / spec.sample_rate == pytest.approx(1.032)
+
+
+def test_auto_preset_follows_gpu():
+    expected = "specgan" if tf.config.list_physical_devices("GPU") else "cpu"
+    assert preset("auto").preset == expected
+
+
+def test_unknown_preset():
+    with pytest.raises(ValueError, match="preset"):
+        preset("huge")
+
+
+@pytest.mark.parametrize("name", ["cpu", "specgan"])
+def test_clip_samples_gives_exactly_n_frames(name):
+    from tfgan import audio
+
+    data = preset(name).data
+    wave = tf.zeros([data.clip_samples])
+    assert audio.stft(wave, data).shape[0] == data.n_frames
+    # One sample fewer loses a frame: clip_samples is the minimum, not just enough.
+    assert audio.stft(tf.zeros([data.clip_samples - 1]), data).shape[0] == data.n_frames - 1
+    assert audio.log_magnitude(wave, data).shape == (data.n_bins, data.n_frames)
+
+
+@pytest.mark.parametrize("cfg, field", [
+    (Config(model=ModelConfig(disc="vgg")), "disc"),
+    (Config(train=TrainConfig(loss="lsgan")), "loss"),
+    (Config(train=TrainConfig(precision="float64")), "precision"),
+    (Config(data=DataConfig(n_bins=64, n_frames=128)), "n_frames"),
+    (Config(data=DataConfig(n_bins=96, n_frames=96)), "n_bins"),
+    (Config(model=ModelConfig(height=64, width=128)), "height"),
+    (Config(data=DataConfig(n_fft=256)), "n_fft"),
+    (Config(data=DataConfig(hop_length=0)), "hop_length"),
+    (Config(data=DataConfig(scale="cqt")), "scale"),
+    (Config(train=TrainConfig(ada_target=0.6)), "ada_target"),
+    (Config(train=TrainConfig(ema_decay=1.0)), "ema_decay"),
+    (Config(train=TrainConfig(batch_size=0)), "batch_size"),
+    (Config(train=TrainConfig(lr=-1.0)), "lr"),
+    (Config(train=TrainConfig(lr=float("nan"))), "lr"),
+    (Config(model=ModelConfig(latent_dim=0)), "latent_dim"),
+])
+def test_bad_values_raise_naming_the_field(cfg, field):
+    with pytest.raises(ValueError, match=field):
+        cfg.validate()
+
+
+def test_model_data_shape_mismatch():
+    cfg = dataclasses.replace(preset("cpu"), model=ModelConfig(height=128, width=128))
+    with pytest.raises(ValueError, match="Model shape must match"):
+        cfg.validate()
+
+
+def test_ada_with_augment_is_valid():
+    Config(train=TrainConfig(ada_target=0.6, augment="shift")).validate()
+
+
+def test_unknown_json_field_in_section():
+    d = Config().to_dict()
+    d["train"]["stpes"] = 10
+    with pytest.raises(ValueError, match="stpes"):
+        Config.from_dict(d)
+    d = Config().to_dict()
+    d["data"]["samplerate"] = 16000
+    with pytest.raises(ValueError, match="samplerate"):
+        Config.from_json(json.dumps(d))
+
+
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason="Config.from_dict silently ignores unknown top-level "
+                   "keys: a misspelt section such as 'trian' drops all its settings")
+def test_unknown_top_level_json_field():
+    d = Config().to_dict()
+    d["trian"] = d.pop("train")
+    d["trian"]["steps"] = 5
+    with pytest.raises(ValueError, match="trian"):
+        Config.from_dict(d)
+
+
+def test_newer_version_raises():
+    d = Config().to_dict()
+    d["version"] = C.CONFIG_VERSION + 1
+    with pytest.raises(ValueError, match="version"):
+        Config.from_json(json.dumps(d))
+    # The current version is fine, and a missing version means the current one.
+    d["version"] = C.CONFIG_VERSION
+    assert Config.from_dict(d) == Config()
+    del d["version"]
+    assert Config.from_dict(d).version == C.CONFIG_VERSION
+
+
+def test_configs_are_frozen():
+    cfg = Config()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.train.steps = 5  # type: ignore[misc]
+
+
+def test_d_lr():
+    assert TrainConfig(lr=2e-4, d_lr_scale=0.1).d_lr == pytest.approx(2e-5)
+    assert np.isclose(TrainConfig().d_lr, TrainConfig().lr)

@@ -1,0 +1,234 @@
+"""End-to-end training: the CLI, the run-directory contract, resume, fit vs loop, replicas."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["--steps", "6", "--batch-size", "8", "--base-width", "4", "--log-every", "2",
+        "--sample-every", "3", "--checkpoint-every", "3", "--griffin-lim-iters", "4"]
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def run_cli(*args, check=True, timeout=300):
+    proc = subprocess.run([sys.executable, "-m", "training.run", *args], cwd=ROOT, env=_env(),
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"training.run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """Three classes of real synthesised sounds, 6 files each, plus one corrupt file."""
+    from tfgan.data.synthetic import synthesize
+
+    root = tmp_path_factory.mktemp("audio")
+    for ci, cls in enumerate(("sine", "chirp_up", "kick")):
+        (root / cls).mkdir()
+        for i in range(6):
+            wave = synthesize(cls, np.random.default_rng([ci, i]), 16000)
+            sf.write(root / cls / f"{i}.wav", wave, 16000, subtype="PCM_16")
+    (root / "kick" / "broken.wav").write_bytes(b"RIFF\x00\x00not a wave")
+    return root
+
+
+def read_metrics(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("disc", ["simple", "resnet9"])
+def test_run_writes_the_contract_and_resumes(tmp_path, data_dir, disc):
+    run = tmp_path / "run"
+    first = run_cli("--disc", disc, "--data", str(data_dir), "--run-dir", str(run), *TINY)
+    assert "1 skipped" in first.stdout + first.stderr
+
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["disc"] == disc and config["train"]["steps"] == 6
+    assert config["data"]["data_dir"] == str(data_dir) and config["version"] == 1
+    stats = json.loads((run / "stats.json").read_text())
+    assert len(stats["mean"]) == len(stats["std"]) == 64
+    assert all(np.isfinite(stats["mean"])) and min(stats["std"]) > 0
+
+    records = read_metrics(run)
+    assert [r["step"] for r in records] == [2, 4, 6]
+    for key in ("d_loss", "g_loss", "d_real_acc", "d_fake_acc", "d_real", "d_fake"):
+        assert all(np.isfinite(r[key]) for r in records), key
+    assert all(0 <= r["d_real"] <= 1 and 0 <= r["d_fake_acc"] <= 1 for r in records)
+
+    samples = run / "samples"
+    for step in (3, 6):
+        assert (samples / f"step_{step:06d}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        wave, rate = sf.read(samples / f"step_{step:06d}_0.wav")
+        assert rate == 8000 and wave.shape == (64 * 63 + 128,)
+    assert any((run / "logs").iterdir())
+    assert (run / "checkpoints" / "checkpoint").exists()
+
+    # Resume to step 10: the step count continues and nothing logged is duplicated.
+    second = run_cli("--data", str(data_dir), "--run-dir", str(run), "--resume", "--steps", "10")
+    assert "Resumed from" in second.stdout and "at step 6" in second.stdout
+    steps = [r["step"] for r in read_metrics(run)]
+    assert steps == [2, 4, 6, 8, 10]
+    assert json.loads((run / "config.json").read_text())["train"]["steps"] == 10
+    assert (run / "checkpoints" / "ckpt-10.index").exists()
+
+
+def test_run_refuses_bad_input_with_clear_errors(tmp_path, data_dir):
+    missing = run_cli("--data", str(tmp_path / "nope"), "--run-dir", str(tmp_path / "r"), *TINY,
+                      check=False)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = run_cli("--data", str(empty), "--run-dir", str(tmp_path / "r2"), *TINY, check=False)
+    assert res.returncode == 2 and "No audio files" in res.stderr and str(empty) in res.stderr
+
+    res = run_cli("--data", str(data_dir), "--run-dir", str(tmp_path / "r3"), "--batch-size",
+                  "0", check=False)
+    assert res.returncode == 2 and "batch_size" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_resume_refuses_an_incompatible_run(tmp_path, data_dir):
+    run = tmp_path / "run"
+    run_cli("--data", str(data_dir), "--run-dir", str(run), *TINY)
+    again = run_cli("--data", str(data_dir), "--run-dir", str(run), *TINY, check=False)
+    assert again.returncode == 2 and "already holds a run" in again.stderr
+    other = run_cli("--data", str(data_dir), "--run-dir", str(run), "--resume", "--base-width",
+                    "8", "--steps", "8", check=False)
+    assert other.returncode == 2 and "incompatible" in other.stderr and "base_width" in other.stderr
+
+
+def _weights(ckpt_prefix):
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(ckpt_prefix)
+    names = sorted(n for n in reader.get_variable_to_shape_map()
+                   if n.startswith(("generator/", "discriminator/")) and "OPTIMIZER" not in n)
+    return {n: reader.get_tensor(n) for n in names}
+
+
+def test_fit_and_plain_loop_train_identically(tmp_path, data_dir):
+    """The same train_step driven by keras fit and by a strategy.run loop."""
+    args = ["--data", str(data_dir), *TINY]
+    run_cli(*args, "--run-dir", str(tmp_path / "fit"), "--loop", "fit")
+    run_cli(*args, "--run-dir", str(tmp_path / "loop"), "--loop", "custom")
+    a = _weights(str(tmp_path / "fit" / "checkpoints" / "ckpt-6"))
+    b = _weights(str(tmp_path / "loop" / "checkpoints" / "ckpt-6"))
+    assert len(a) > 10 and a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+REPLICA_SCRIPT = r"""
+import os, sys, json
+import numpy as np, tensorflow as tf, keras
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from tfgan.config import preset
+from tfgan.trainer import build_gan
+import dataclasses
+c = preset("cpu")
+c = dataclasses.replace(c, model=dataclasses.replace(c.model, base_width=4, disc=sys.argv[1]),
+                        train=dataclasses.replace(c.train, batch_size=8))
+rng = np.random.default_rng(0)
+batch = {"real": np.tanh(rng.normal(size=(8, 64, 64, 1))).astype("float32"),
+         "z": rng.normal(size=(8, 2, 100)).astype("float32")}
+
+def one_step(strategy):
+    keras.utils.set_random_seed(1)
+    gan = build_gan(c, strategy, "float32")
+    start = [w.numpy().copy() for w in gan.generator.weights + gan.discriminator.weights]
+    with strategy.scope():
+        # SGD: Adam's first step is ~lr*sign(g), which would amplify round-off noise.
+        gan.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(0.1))
+    ds = strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensors(batch))
+    @tf.function
+    def step(x):
+        return strategy.run(gan.train_step, args=(x,))
+    for x in ds:
+        out = step(x)
+    d_loss = float(strategy.reduce("MEAN", out["d_loss"], axis=None))
+    return [w.numpy() for w in gan.generator.weights + gan.discriminator.weights], start, d_loss
+
+def relative_change(a_list, b_list):
+    # norm of (update_a - update_b) over norm of update_a, all weights together
+    diff = np.sqrt(sum(float(np.sum((a - b) ** 2)) for a, b in zip(a_list, b_list)))
+    size = np.sqrt(sum(float(np.sum((a - s) ** 2)) for a, s in zip(a_list, start)))
+    return diff / size
+
+one, start, d1 = one_step(tf.distribute.get_strategy())
+# Float noise baseline: the same single-replica step on the batch in reverse order, which
+# is the same computation mathematically.
+forward = dict(batch)
+batch = {k: v[::-1].copy() for k, v in forward.items()}
+perm, _, _ = one_step(tf.distribute.get_strategy())
+batch = forward
+two_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+assert two_strategy.num_replicas_in_sync == 2
+two, start2, d2 = one_step(two_strategy)
+assert all(np.array_equal(a, b) for a, b in zip(start, start2))
+moved = sum(float(np.max(np.abs(a - s))) > 0 for a, s in zip(one, start))
+print(json.dumps({"two": relative_change(one, two), "perm": relative_change(one, perm),
+                  "moved": moved, "d1": d1, "d2": d2, "n": len(one)}))
+"""
+
+
+@pytest.mark.parametrize("disc", ["simple", "resnet9"])
+def test_one_and_two_replicas_give_the_same_update(disc):
+    proc = subprocess.run([sys.executable, "-c", REPLICA_SCRIPT, disc], cwd=ROOT, env=_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["n"] > 10 and result["moved"] > result["n"] // 2
+    # Splitting the batch over replicas changes the update no more than reordering it does:
+    # a replica-dependent loss scale or unsynchronised BatchNorm would change it by ~100%.
+    assert result["two"] < max(1e-4, 3 * result["perm"]) and result["two"] < 0.2, result
+    assert abs(result["d1"] - result["d2"]) < 1e-4, result
+
+
+MIXED_SCRIPT = r"""
+import sys, json, dataclasses
+import numpy as np, tensorflow as tf, keras
+from tfgan.config import preset
+from tfgan.trainer import build_gan
+policy = sys.argv[1]
+keras.mixed_precision.set_global_policy(policy)
+c = preset("cpu")
+c = dataclasses.replace(c, model=dataclasses.replace(c.model, base_width=4),
+                        train=dataclasses.replace(c.train, batch_size=4))
+gan = build_gan(c, tf.distribute.get_strategy(), policy)
+rng = np.random.default_rng(0)
+batch = {"real": np.tanh(rng.normal(size=(4, 64, 64, 1))).astype("float32"),
+         "z": rng.normal(size=(4, 2, 100)).astype("float32")}
+before = [w.numpy().copy() for w in gan.generator.trainable_weights]
+out = tf.function(gan.train_step)(batch)
+after = [w.numpy() for w in gan.generator.trainable_weights]
+print(json.dumps({
+    "finite": all(bool(np.isfinite(float(v))) for v in out.values()),
+    "moved": any(not np.array_equal(a, b) for a, b in zip(before, after)),
+    "compute": gan.generator.project.compute_dtype,
+    "out": str(gan.generator(batch["z"][:, 0]).dtype.name),
+    "scaled": type(gan.g_optimizer).__name__}))
+"""
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_step(policy):
+    proc = subprocess.run([sys.executable, "-c", MIXED_SCRIPT, policy], cwd=ROOT, env=_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert r["finite"] and r["moved"]
+    assert r["compute"] == policy.split("_")[1] and r["out"] == "float32"
+    assert (r["scaled"] == "LossScaleOptimizer") == (policy == "mixed_float16")
