@@ -60,7 +60,7 @@ AUGMENTATIONS = {"shift": time_shift, "tmask": time_mask, "fmask": freq_mask}
 def resolve(names) -> tuple:
     """Validates augmentation names (a sequence or a comma-separated string)."""
     if isinstance(names, str):
-        names = [n for n in names.split(",") if n]
+        names = [n.strip() for n in names.split(",") if n.strip()]
     names = tuple(names or ())
     unknown = [n for n in names if n not in AUGMENTATIONS]
     if unknown:

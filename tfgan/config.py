@@ -186,6 +186,9 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Config":
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"Unknown Config fields: {sorted(unknown)}")
         version = d.get("version", CONFIG_VERSION)
         if version > CONFIG_VERSION:
             raise ValueError(

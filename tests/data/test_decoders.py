@@ -30,19 +30,12 @@ FORMATS = {  # id: (extension, soundfile format, subtype, expected codec)
 }
 RATES = (8000, 22050, 44100, 48000)
 
-ODD_PCM24 = pytest.mark.xfail(
-    strict=True, raises=tf.errors.OutOfRangeError,
-    reason="tensorflow-io's decode_wav raises OutOfRangeError ('EOF reached') on a 24-bit "
-           "WAV whose data chunk has an odd byte count (mono, odd frames; RIFF pads it with "
-           "one byte). probe() still routes it to the tfio kernel.")
-
-
 def _cases():
     for fid in FORMATS:
         for rate in RATES:
             for ch in (1, 2):
                 # 0.5 s at 22050 Hz is 11025 frames: odd, so a mono 24-bit data chunk is odd.
-                marks = [ODD_PCM24] if (fid, rate, ch) == ("wav24", 22050, 1) else []
+                marks = []
                 yield pytest.param(fid, rate, ch, id=f"{fid}-{rate}-{ch}ch", marks=marks)
 
 
@@ -126,8 +119,6 @@ def test_python_branch_in_graph_matches_decode_python(files):
                                   decoders.decode_python(path, TARGET))
 
 
-@pytest.mark.xfail(strict=True, raises=decoders.DecodeError, reason="eagerly, tf.numpy_function passes the path as a 0-d "
-                   "object ndarray, not bytes; decode_python turns it into \"b'/path'\"")
 def test_python_branch_eagerly(files):
     path = str(files["wavf", 22050, 2])
     wave = decoders.decode_graph(tf.constant(path), tf.constant(0),

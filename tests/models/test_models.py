@@ -258,17 +258,10 @@ def test_spectral_norm_bounds_the_first_conv(kind):
 # ----------------------------------------------------------------- mixed precision
 
 
-SN_MIXED = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="under mixed_float16 the SpectralNormalization wrapper of the float32 logit Dense "
-           "has the global (mixed) policy: it autocasts its input to float16 and casts the "
-           "Dense's float32 output back to that dtype, so the logit comes out float16")
-
-
 @pytest.mark.parametrize("kind, spectral_norm", [
     (Generator, False), (SimpleDiscriminator, False), (ResNet9Discriminator, False),
-    pytest.param(SimpleDiscriminator, True, marks=SN_MIXED),
-    pytest.param(ResNet9Discriminator, True, marks=SN_MIXED),
+    (SimpleDiscriminator, True),
+    (ResNet9Discriminator, True),
 ], ids=["gen", "simple", "resnet9", "simple-sn", "resnet9-sn"])
 def test_mixed_precision_outputs_are_float32(kind, spectral_norm):
     keras.mixed_precision.set_global_policy("mixed_float16")

@@ -65,6 +65,8 @@ def probe(path: str) -> AudioInfo:
     if info.frames <= 0 or info.samplerate <= 0 or info.channels <= 0:
         raise DecodeError(f"empty audio ({info.frames} frames)")
     codec = _SUBTYPE_CODEC.get((info.format, info.subtype), "python")
+    if codec == "wav_int32" and info.subtype == "PCM_24" and (info.frames * info.channels) % 2:
+        codec = "python"  # tensorflow-io misreads the pad byte of an odd-length 24-bit chunk
     if codec != "python" and not tfio_available():
         codec = "python"
     return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames), codec)
@@ -94,6 +96,8 @@ def decode_python(path, target_rate: int, max_seconds: float = 0.0) -> np.ndarra
     """
     import soundfile as sf
 
+    if isinstance(path, np.ndarray):  # tf.numpy_function, run eagerly, passes a 0-d array
+        path = path.item()
     path = path.decode() if isinstance(path, bytes) else str(path)
     try:
         with sf.SoundFile(path) as f:

@@ -90,6 +90,14 @@ def _check(path: Path, cfg: DataConfig) -> decoders.AudioInfo:
             f"too short ({wave.size / cfg.sample_rate * 1000:.0f} ms at {cfg.sample_rate} Hz)")
     if audio.rms(wave) < SILENCE_RMS:
         raise decoders.DecodeError("silent")
+    if info.codec != "python":
+        # soundfile forgives a file cut short inside its data; tensorflow-io does not, and
+        # would fail mid-training. Decode once with the kernel the pipeline will use.
+        try:
+            decoders.decode_graph(tf.constant(str(path)), tf.constant(info.codec_index),
+                                  tf.constant(info.rate, tf.int64), cfg.sample_rate, MAX_SECONDS)
+        except tf.errors.OpError as e:
+            raise decoders.DecodeError(f"truncated or corrupt ({e.message[:120]})") from None
     return info
 
 

@@ -9,4 +9,8 @@ def maybe_spectral(layer, enabled: bool):
     The wrapper keeps a power-iteration estimate of the kernel's largest singular value
     and divides the kernel by it in training calls, so D is about 1-Lipschitz per layer.
     """
-    return layers.SpectralNormalization(layer, power_iterations=1) if enabled else layer
+    if not enabled:
+        return layer
+    # The wrapped layer's dtype policy, so a float32 logit layer stays float32 under
+    # mixed precision instead of taking the global mixed policy.
+    return layers.SpectralNormalization(layer, power_iterations=1, dtype=layer.dtype_policy)
