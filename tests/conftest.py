@@ -115,3 +115,43 @@ def mixed_folder(tmp_path_factory, good_folder) -> tuple[Path, dict[str, str]]:
     shutil.copytree(good_folder, root, dirs_exist_ok=True)
     bad = write_bad_files(root)
     return root, bad
+
+
+# ----------------------------------------------------------- a real trained run, exported
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A real run: 6 steps of a tiny GAN on synthesised sounds (EMA off, so G is exported)."""
+    import dataclasses
+    import io
+
+    import soundfile as sf
+    from tfgan.config import preset
+    from tfgan.data.synthetic import synthesize
+    from tfgan.trainer import train
+
+    data = tmp_path_factory.mktemp("data")
+    for ci, cls in enumerate(("sine", "kick")):
+        (data / cls).mkdir()
+        for i in range(4):
+            sf.write(data / cls / f"{i}.wav", synthesize(cls, np.random.default_rng([ci, i])),
+                     16000, subtype="PCM_16")
+    c = preset("cpu")
+    c = dataclasses.replace(
+        c, data=dataclasses.replace(c.data, data_dir=str(data)),
+        model=dataclasses.replace(c.model, base_width=4),
+        train=dataclasses.replace(c.train, steps=6, batch_size=8, log_every=3, sample_every=6,
+                                  checkpoint_every=6, griffin_lim_iters=4))
+    run = tmp_path_factory.mktemp("run") / "r"
+    train(c, run, stream=io.StringIO())
+    return run
+
+
+@pytest.fixture(scope="session")
+def exported(trained_run, tmp_path_factory):
+    from export.saved_model import export
+
+    base = tmp_path_factory.mktemp("models") / "generator"
+    path = export(trained_run, base, griffin_lim_iters=8)
+    return base, path
