@@ -19,6 +19,7 @@ from serving.status import invalid_argument
 
 ROW = "row"
 COLUMNAR = "columnar"
+REQUEST_FIELDS = ("signature_name", "instances", "inputs")
 
 # TF's DataTypeString names, used in messages as TF Serving words them.
 _TF_NAMES = {"float32": "float", "float64": "double", "float16": "half", "bool": "bool",
@@ -75,6 +76,13 @@ def decode_inputs(doc: dict, specs: dict[str, InputSpec]) -> tuple[str, dict[str
       (ROW or COLUMNAR, {input name: array}). Shapes are not checked against `specs` here
       (see `check_shapes`), only dtypes and density.
     """
+    unknown = sorted(set(doc) - set(REQUEST_FIELDS))
+    if unknown:
+        # Refused rather than ignored: a misspelt key would otherwise silently do nothing.
+        raise invalid_argument(
+            f"Unknown field{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(k[:60]) for k in unknown[:5])} in the request; a predict request "
+            f"holds only {', '.join(map(repr, REQUEST_FIELDS))}")
     has_rows, has_cols = "instances" in doc, "inputs" in doc
     if has_rows and has_cols:
         raise invalid_argument(

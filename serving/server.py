@@ -12,6 +12,8 @@ this server and against `tensorflow_model_server`. Additions that TF Serving lac
 * `GET /`: a page that generates samples and plays them.
 * Limits: request body size (--max-body-bytes) and batch size (--max-batch, which also caps
   `generate`'s `count`), and NaN/Inf inputs are rejected; all with 400 (INVALID_ARGUMENT).
+  So are unknown top-level fields of a predict request (a misspelt key is reported, not
+  dropped); unknown names inside `inputs` are ignored, as TF Serving does.
 
 Differences from TF Serving:
 

@@ -13,14 +13,30 @@ import sys
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tfgan import audio, plots
 
 
 class NonFiniteLoss(RuntimeError):
-    """A loss or gradient norm became NaN or infinite."""
+    """A loss, gradient norm or weight became NaN or infinite."""
+
+
+def _fault_names(model) -> tuple[str, ...]:
+    """The logged values whose non-finiteness means training broke.
+
+    Under dynamic loss scaling (mixed_float16) an infinite gradient norm is routine: the
+    optimizer skips that step and lowers the scale. Non-finite weights still get caught.
+    """
+    scaled = isinstance(getattr(model, "g_optimizer", None), keras.optimizers.LossScaleOptimizer)
+    return ("d_loss", "g_loss") if scaled else ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm")
+
+
+class StopRequest:
+    """Set by a signal handler (`signum`), read between training steps."""
+
+    def __init__(self):
+        self.signum = None
 
 
 class StepCounter(keras.callbacks.Callback):
@@ -41,13 +57,18 @@ class MetricsLogger(keras.callbacks.Callback):
     """Every `every` steps: one JSON line in metrics.jsonl, a console line, TB scalars.
 
     Values are means over the interval since the last line (the trackers are reset after
-    each line). A non-finite loss stops training with NonFiniteLoss.
+    each line), so a NaN at any step of the interval shows. A non-finite loss or gradient
+    norm stops training with NonFiniteLoss.
+
+    With `write=False` (workers other than the chief) the values are still read, since
+    reading them may be a collective op every worker must join, but nothing is written.
     """
 
-    def __init__(self, counter: StepCounter, every: int, path, writer=None, stream=sys.stdout):
+    def __init__(self, counter: StepCounter, every: int, path, writer=None, stream=sys.stdout,
+                 write: bool = True):
         super().__init__()
         self.counter, self.every, self.path, self.writer = counter, every, path, writer
-        self.stream = stream
+        self.stream, self.write = stream, write
         self._t0 = self._last_t = None
         self._last_step = counter.step
 
@@ -63,9 +84,19 @@ class MetricsLogger(keras.callbacks.Callback):
         for tracker in self.model.metrics:
             record[tracker.name] = float(tracker.result())
             tracker.reset_state()
-        record["steps_per_sec"] = (step - self._last_step) / max(now - self._last_t, 1e-9)
+        interval = step - self._last_step
+        record["steps_per_sec"] = interval / max(now - self._last_t, 1e-9)
         record["wall_time"] = time.time()
         self._last_t, self._last_step = now, step
+        if self.write:
+            self._write(record)  # a non-finite line too: it shows what went wrong
+        bad = [k for k in _fault_names(self.model) if not math.isfinite(record[k])]
+        if bad:
+            raise NonFiniteLoss(f"Non-finite {', '.join(bad)} in the {interval} steps up to "
+                                f"step {step}.")
+
+    def _write(self, record: dict) -> None:
+        step = record["step"]
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()
@@ -80,11 +111,6 @@ class MetricsLogger(keras.callbacks.Callback):
               f"D(G(z)) {record['d_fake']:.2f}  acc real/fake {record['d_real_acc']:.2f}/"
               f"{record['d_fake_acc']:.2f}  {record['steps_per_sec']:.1f} steps/s",
               file=self.stream, flush=True)
-        bad = [k for k in ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm")
-               if not math.isfinite(record[k])]
-        if bad:
-            raise NonFiniteLoss(f"Non-finite {', '.join(bad)} in the {self.every} steps up to "
-                                f"step {step}.")
 
 
 class SampleWriter(keras.callbacks.Callback):
@@ -120,18 +146,83 @@ class Checkpointer(keras.callbacks.Callback):
     """Every `every` steps and at the end: a checkpoint via tf.train.CheckpointManager.
 
     The manager writes the data files first and the `checkpoint` index last, so a run
-    killed mid-save leaves the previous checkpoint as the newest complete one.
+    killed mid-save leaves the previous checkpoint as the newest complete one. Nothing
+    non-finite is ever saved: the losses since the last log and every weight are checked
+    first, and NonFiniteLoss is raised instead, so the newest checkpoint stays a good one.
+
+    Args:
+      counter: the step counter.
+      every: steps between checkpoints.
+      manager: the CheckpointManager to save with.
+      step_var: the checkpointed step variable (set to the step before saving).
+      scratch_dir: on workers other than the chief, the manager's directory, deleted after
+        each save (they must join the save but their copy is not kept).
     """
 
-    def __init__(self, counter: StepCounter, every: int, manager, step_var, is_chief=True):
+    def __init__(self, counter: StepCounter, every: int, manager, step_var, scratch_dir=None):
         super().__init__()
         self.counter, self.every, self.manager, self.step_var = counter, every, manager, step_var
-        self.is_chief = is_chief
+        self.scratch_dir = scratch_dir
+        self.saved_step = None
 
     def on_train_batch_end(self, batch, logs=None):
         if self.counter.due(self.every):
             self.save()
 
     def save(self):
-        self.step_var.assign(self.counter.step)
-        return self.manager.save(checkpoint_number=self.counter.step)
+        """Saves the current step (once); returns the checkpoint path (None on scratch)."""
+        step = self.counter.step
+        if self.saved_step == step:
+            return None
+        bad = self._non_finite()
+        if bad:
+            raise NonFiniteLoss(f"Non-finite {bad} at step {step}; not saving a checkpoint of "
+                                "it.")
+        self.step_var.assign(step)
+        path = self.manager.save(checkpoint_number=step)
+        if self.scratch_dir is not None:
+            tf.io.gfile.rmtree(str(self.scratch_dir))
+            path = None
+        self.saved_step = step
+        return path
+
+    def _non_finite(self) -> str:
+        """What is NaN or infinite among the losses since the last log and the weights."""
+        gan = self.model
+        bad = [t.name for t in gan.metrics
+               if t.name in _fault_names(gan) and not math.isfinite(float(t.result()))]
+        models = [gan.generator, gan.discriminator, gan.ema_generator]
+        for model in filter(None, models):
+            if not all(bool(tf.reduce_all(tf.math.is_finite(w))) for w in model.weights):
+                bad.append(f"{model.name} weights")
+        return ", ".join(bad)
+
+
+class GracefulStop(keras.callbacks.Callback):
+    """Ends training after the step during which a stop was requested (by a signal).
+
+    The checkpoint is written here, between steps, where the weights are consistent.
+
+    Args:
+      counter: the step counter.
+      checkpointer: saves the final checkpoint.
+      request: the StopRequest a signal handler sets.
+      any_worker: with several workers, `f(signum) -> signum` returning the signal any
+        worker got (0: none), so that all stop at the same step.
+    """
+
+    def __init__(self, counter: StepCounter, checkpointer: Checkpointer, request: StopRequest,
+                 any_worker=None):
+        super().__init__()
+        self.counter, self.checkpointer, self.request = counter, checkpointer, request
+        self.any_worker = any_worker
+        self.stopped_at = self.signum = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        signum = self.request.signum
+        if self.any_worker is not None:
+            signum = self.any_worker(signum)
+        if signum and self.counter.step < self.counter.total:
+            self.checkpointer.save()
+            self.stopped_at, self.signum = self.counter.step, signum
+            self.model.stop_training = True

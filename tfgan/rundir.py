@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -72,11 +73,24 @@ class RunDir:
         try:
             for d in (self.path, self.checkpoints, self.samples, self.logs):
                 d.mkdir(parents=True, exist_ok=True)
-            probe = self.path / ".write_test"
+            probe = self.path / f".write_test.{os.getpid()}"  # workers may share the dir
             probe.write_text("ok")
             probe.unlink()
         except OSError as e:
             raise RunError(f"Cannot write to run directory {self.path}: {e.strerror}") from None
+
+    def check_free_space(self, needed: int) -> None:
+        """Refuses a run that needs about `needed` bytes more than its file system has free.
+
+        Checked up front: a disk that fills mid-run fails a checkpoint or sample write.
+        """
+        free = shutil.disk_usage(self.path).free
+        if free < needed:
+            mib = 2 ** 20
+            raise RunError(f"Not enough free disk space for run directory {self.path}: "
+                           f"{free / mib:.1f} MiB free, the run needs about "
+                           f"{needed / mib:.1f} MiB (checkpoints, samples, logs). Free some "
+                           "space or choose another --run-dir.")
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -22,7 +22,8 @@ FLAG_FIELDS = {
     "griffin_lim_iters": ("train", "griffin_lim_iters"),
     "r1_gamma": ("train", "r1_gamma"), "instance_noise": ("train", "instance_noise"),
     "label_smoothing": ("train", "label_smoothing"), "augment": ("train", "augment"),
-    "ada_target": ("train", "ada_target"), "ema_decay": ("train", "ema_decay"),
+    "ada_target": ("train", "ada_target"), "ada_kimg": ("train", "ada_kimg"),
+    "ema_decay": ("train", "ema_decay"),
 }
 
 
@@ -64,6 +65,9 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
                    help="differentiable augmentations on D's inputs: shift,tmask,fmask")
     g.add_argument("--ada-target", type=float,
                    help="adaptive augmentation target for E[sign(D(x))] (0.6 in the paper)")
+    g.add_argument("--ada-kimg", type=float,
+                   help="thousands of real images for ADA's p to go from 0 to 1 (default 20; "
+                        "short runs need less to react in time)")
     g.add_argument("--ema-decay", type=float,
                    help="keep an EMA of G's weights for sampling and export (e.g. 0.999)")
     g = p.add_argument_group("logging")

@@ -1,0 +1,198 @@
+"""`training.run --strategy multiworker`: two real worker processes on 127.0.0.1 train in
+step, only the chief writes the run, resume works across workers, and the result equals
+single-process training at the same global batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["--batch-size", "8", "--base-width", "4", "--griffin-lim-iters", "4", "--log-every",
+        "2", "--checkpoint-every", "2", "--sample-every", "4", "--precision", "float32"]
+
+# training.run's main, with a callback that dumps this worker's copy of G's and D's weights
+# when training ends (the non-chief's checkpoint copy is deleted by design).
+WORKER = r"""
+import sys
+import keras, numpy as np
+from tfgan import trainer
+from training import run
+
+class Dump(keras.callbacks.Callback):
+    def on_train_end(self, logs=None):
+        weights = self.model.generator.weights + self.model.discriminator.weights
+        np.savez(sys.argv[1], *[np.asarray(w.numpy()) for w in weights])
+
+real_train = trainer.train
+trainer.train = lambda *a, **k: real_train(*a, callbacks=[Dump()], **k)
+sys.exit(run.main(sys.argv[2:]))
+"""
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _start(dump: Path, log: Path, args, tf_config=None):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("TF_CONFIG", None)
+    if tf_config is not None:
+        env["TF_CONFIG"] = json.dumps(tf_config)
+    out = open(log, "w")
+    proc = subprocess.Popen([sys.executable, "-c", WORKER, str(dump), *args], cwd=ROOT, env=env,
+                            stdout=out, stderr=subprocess.STDOUT)
+    proc.log = log
+    return proc
+
+
+def _wait_all(procs, timeout=400):
+    try:
+        for p in procs:
+            p.wait(timeout)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p in procs:
+        assert p.returncode == 0, f"{p.args[-1]} exited {p.returncode}:\n" + \
+            p.log.read_text()[-4000:]
+
+
+def _workers(tmp_path, tag, args):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    return [_start(tmp_path / f"{tag}{i}.npz", tmp_path / f"{tag}{i}.log",
+                   [*args, "--strategy", "multiworker"],
+                   {"cluster": cluster, "task": {"type": "worker", "index": i}})
+            for i in range(2)]
+
+
+def _load(path):
+    with np.load(path) as f:
+        return [f[k] for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))]
+
+
+def _relative_difference(a, b, start):
+    """|a - b| over |a - start|, all weights together: how much the updates differ."""
+    diff = np.sqrt(sum(float(np.sum((x - y) ** 2)) for x, y in zip(a, b)))
+    size = np.sqrt(sum(float(np.sum((x - s) ** 2)) for x, s in zip(a, start)))
+    return diff / size
+
+
+def _steps(run):
+    return [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    from tfgan.data.synthetic import synthesize
+
+    root = tmp_path_factory.mktemp("audio")
+    for ci, cls in enumerate(("sine", "kick")):
+        (root / cls).mkdir()
+        for i in range(4):
+            wave = synthesize(cls, np.random.default_rng([ci, i]), 8000)
+            sf.write(root / cls / f"{i}.wav", wave, 8000, subtype="PCM_16")
+    return root
+
+
+@pytest.mark.slow
+def test_two_workers_train_in_step_like_one_process(tmp_path, data_dir):
+    run, ref = tmp_path / "run", tmp_path / "ref"
+    common = ["--data", str(data_dir), *TINY]
+    # Step 0 of the reference is the shared starting point (same seed, same init).
+    procs = _workers(tmp_path, "a", [*common, "--run-dir", str(run), "--steps", "4"])
+    procs.append(_start(tmp_path / "ref.npz", tmp_path / "ref.log",
+                        [*common, "--run-dir", str(ref), "--steps", "4", "--loop", "custom",
+                         "--strategy", "default"]))
+    _wait_all(procs)
+
+    chief, other, single = (_load(tmp_path / n) for n in ("a0.npz", "a1.npz", "ref.npz"))
+    assert len(chief) > 10
+    for a, b in zip(chief, other):  # the same all-reduced update on both workers
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(ref / "checkpoints" / "ckpt-0"))
+    names = sorted((n for n in reader.get_variable_to_shape_map()
+                    if n.startswith(("generator/", "discriminator/"))
+                    and "OPTIMIZER" not in n),
+                   key=lambda n: (not n.startswith("generator/"), n))
+    start = [reader.get_tensor(n) for n in names]
+    assert [s.shape for s in start] == [c.shape for c in chief]
+    moved = _relative_difference(single, chief, start)
+    # Float round-off only (measured: ~5e-7 relative).
+    assert moved < 1e-4, f"2 workers vs 1 process: the updates differ by {moved:.2e}"
+
+    # Only the chief wrote the run; the other worker's scratch checkpoints are gone.
+    assert _steps(run) == [2, 4]
+    assert (run / "samples" / "step_000004.png").exists()
+    assert sorted(p.name for p in (run / "checkpoints").iterdir() if p.is_dir()) == []
+    assert (run / "checkpoints" / "ckpt-4.index").exists()
+    assert "Done." in procs[1].log.read_text()
+
+    # Resume on both workers (both restore the chief's step-4 checkpoint), then SIGTERM
+    # the non-chief only: both stop at the same step, and the chief saves that step.
+    procs = _workers(tmp_path, "b", [*common, "--run-dir", str(run), "--steps", "100000",
+                                     "--resume"])
+    try:
+        _wait_for(lambda: run_steps_past(run, 6), procs)
+        procs[1].send_signal(signal.SIGTERM)
+        codes = [p.wait(300) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    logs = [p.log.read_text() for p in procs]
+    assert codes == [128 + signal.SIGTERM] * 2, [log[-3000:] for log in logs]
+    stops = [re.search(r"stopped by signal at step (\d+) \(SIGTERM(, sent to another "
+                       r"worker)?\); resume with --resume", log) for log in logs]
+    assert all(stops), [log[-2000:] for log in logs]
+    assert stops[0][1] == stops[1][1] and stops[0][2] and not stops[1][2]
+    stopped = int(stops[0][1])
+    for log in logs:
+        assert "Resumed from" in log and "at step 4" in log
+    chief, other = _load(tmp_path / "b0.npz"), _load(tmp_path / "b1.npz")
+    for a, b in zip(chief, other):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    steps = _steps(run)
+    assert steps == list(range(2, max(steps) + 1, 2)) and max(steps) <= stopped
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(run / "checkpoints")))
+    assert reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == stopped
+    assert reader.get_tensor("g_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == stopped
+    assert not any(p.is_dir() for p in (run / "checkpoints").iterdir())
+
+
+def run_steps_past(run: Path, step: int) -> bool:
+    try:
+        return max(_steps(run)) >= step
+    except (OSError, ValueError):
+        return False
+
+
+def _wait_for(predicate, procs, timeout=300):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        for p in procs:
+            assert p.poll() is None, f"exited {p.returncode}:\n" + p.log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
