@@ -377,7 +377,6 @@ def train(config: Config, run_dir, resume: bool = False, loop: str = "fit",
     if config.train.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"batch_size must divide evenly over {strategy.num_replicas_in_sync} "
                          f"replicas. Received: batch_size={config.train.batch_size}")
-    tf.keras.utils.set_random_seed(config.train.seed) if hasattr(tf, "keras") else None
     keras.utils.set_random_seed(config.train.seed)
 
     gan = build_gan(config, strategy, precision)
@@ -469,7 +468,8 @@ def train(config: Config, run_dir, resume: bool = False, loop: str = "fit",
 
 def _run_loop(loop: str, gan: GAN, ds, strategy, steps: int, callbacks) -> None:
     if loop == "fit":
-        gan.fit(ds, epochs=1, steps_per_epoch=steps, callbacks=callbacks, verbose=0)
+        gan.fit(ds, epochs=1, steps_per_epoch=steps, callbacks=callbacks, verbose=0,
+                shuffle=False)  # the pipeline shuffles; Keras would only warn
     elif loop == "custom":
         custom_loop(gan, ds, strategy, steps, callbacks)
     else:

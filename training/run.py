@@ -22,7 +22,9 @@ import signal
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ start-up chatter (CUDA plugin registration, a grappler remapper notice)
+# is not actionable for a user; Python-level errors still surface as exceptions.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from training import cli  # noqa: E402
 
