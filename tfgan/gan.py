@@ -116,7 +116,9 @@ class GAN(keras.Model):
                 with tf.GradientTape() as r1_tape:
                     r1_tape.watch(real_in)
                     real_logits = self.discriminator(real_in, training=True)
-                grad_x = r1_tape.gradient(tf.reduce_sum(real_logits), real_in)
+                    # The sum must be taken while the tape records, or its gradient is None.
+                    total = tf.reduce_sum(real_logits)
+                grad_x = r1_tape.gradient(total, real_in)
                 penalty = 0.5 * self.r1_gamma * tf.reduce_sum(tf.square(grad_x), axis=[1, 2, 3])
             else:
                 real_logits = self.discriminator(real_in, training=True)
@@ -139,8 +141,8 @@ class GAN(keras.Model):
         x_hat = eps * real + (1.0 - eps) * tf.cast(fake, real.dtype)
         with tf.GradientTape() as tape:
             tape.watch(x_hat)
-            logits = self.discriminator(x_hat, training=True)
-        grads = tf.cast(tape.gradient(tf.reduce_sum(logits), x_hat), tf.float32)
+            total = tf.reduce_sum(self.discriminator(x_hat, training=True))
+        grads = tf.cast(tape.gradient(total, x_hat), tf.float32)
         norm = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + 1e-12)
         return tf.square(norm - 1.0)
 

@@ -237,3 +237,25 @@ def test_mixed_precision_step(policy):
     assert r["finite"] and r["moved"]
     assert r["compute"] == policy.split("_")[1] and r["out"] == "float32"
     assert (r["scaled"] == "LossScaleOptimizer") == (policy == "mixed_float16")
+
+
+@pytest.mark.parametrize("loss, r1", [("wgan-gp", 0.0), ("nonsaturating", 1.0)])
+def test_gradient_penalties_enter_the_discriminator_loss(loss, r1):
+    """WGAN-GP's and R1's penalties are real, positive and part of D's loss."""
+    import dataclasses
+
+    import tensorflow as tf
+    from tfgan.config import preset
+    from tfgan.trainer import build_gan
+
+    c = preset("cpu")
+    c = dataclasses.replace(c, model=dataclasses.replace(c.model, base_width=4),
+                            train=dataclasses.replace(c.train, batch_size=4, loss=loss,
+                                                      r1_gamma=r1))
+    gan = build_gan(c, tf.distribute.get_strategy(), "float32")
+    rng = np.random.default_rng(0)
+    batch = {"real": np.tanh(rng.normal(size=(4, 64, 64, 1))).astype("float32"),
+             "z": rng.normal(size=(4, 2, 100)).astype("float32")}
+    out = {k: float(v) for k, v in tf.function(gan.train_step)(batch).items()}
+    assert np.isfinite(out["gp"]) and out["gp"] > 0
+    assert np.isfinite(out["d_loss"]) and out["d_loss"] > out["gp"] - 5.0
