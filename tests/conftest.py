@@ -117,6 +117,27 @@ def mixed_folder(tmp_path_factory, good_folder) -> tuple[Path, dict[str, str]]:
     return root, bad
 
 
+# ----------------------------------------------------------- synthesised class folders
+
+
+def write_synth_folder(root: Path, rate: int, classes=("sine", "kick"), per_class: int = 4):
+    """`root/<class>/<i>.wav`: real synthesised sounds of the built-in classes, 16-bit."""
+    from tfgan.data.synthetic import synthesize
+
+    for ci, cls in enumerate(classes):
+        (root / cls).mkdir(parents=True)
+        for i in range(per_class):
+            wave = synthesize(cls, np.random.default_rng([ci, i]), rate)
+            sf.write(root / cls / f"{i}.wav", wave, rate, subtype="PCM_16")
+    return root
+
+
+@pytest.fixture(scope="session")
+def synth_folder(tmp_path_factory) -> Path:
+    """Two classes (sine, kick) of four one-second 8 kHz files each."""
+    return write_synth_folder(tmp_path_factory.mktemp("synth"), 8000)
+
+
 # ----------------------------------------------------------- a real trained run, exported
 
 
@@ -126,17 +147,10 @@ def trained_run(tmp_path_factory):
     import dataclasses
     import io
 
-    import soundfile as sf
     from tfgan.config import preset
-    from tfgan.data.synthetic import synthesize
     from tfgan.trainer import train
 
-    data = tmp_path_factory.mktemp("data")
-    for ci, cls in enumerate(("sine", "kick")):
-        (data / cls).mkdir()
-        for i in range(4):
-            sf.write(data / cls / f"{i}.wav", synthesize(cls, np.random.default_rng([ci, i])),
-                     16000, subtype="PCM_16")
+    data = write_synth_folder(tmp_path_factory.mktemp("data"), 16000)
     c = preset("cpu")
     c = dataclasses.replace(
         c, data=dataclasses.replace(c.data, data_dir=str(data)),

@@ -33,17 +33,9 @@ def _env():
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
+def data_dir(synth_folder):
     """Two classes of real synthesised sounds, four files each."""
-    from tfgan.data.synthetic import synthesize
-
-    root = tmp_path_factory.mktemp("audio")
-    for ci, cls in enumerate(("sine", "kick")):
-        (root / cls).mkdir()
-        for i in range(4):
-            wave = synthesize(cls, np.random.default_rng([ci, i]), 8000)
-            sf.write(root / cls / f"{i}.wav", wave, 8000, subtype="PCM_16")
-    return root
+    return synth_folder
 
 
 class Trainer:
