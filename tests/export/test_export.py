@@ -41,7 +41,18 @@ def test_checkpoint_restore_brings_back_the_trained_generator(trained_run):
 
 
 LOADER = textwrap.dedent("""
-    import sys, numpy as np
+    import sys
+
+    class BlockProject:
+        # An editable install puts the project on every path, -I or not: refuse its packages
+        # here so that loading the model cannot lean on them.
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in {"tfgan", "export", "serving", "training"}:
+                raise ImportError(f"{name} is not importable in this process")
+            return None
+
+    sys.meta_path.insert(0, BlockProject())
+    import numpy as np
     try:
         import tfgan
         sys.exit("tfgan must not be importable here")
@@ -73,7 +84,8 @@ def test_loads_without_the_project_and_matches_keras(exported, trained_run, tmp_
     script.write_text(LOADER)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    # -I: isolated mode, neither the working directory nor PYTHONPATH is on sys.path.
+    # -I: isolated mode, neither the working directory nor PYTHONPATH is on sys.path; the
+    # script also blocks the project's packages (an editable install would provide them).
     proc = subprocess.run([sys.executable, "-I", str(script), str(path), str(tmp_path / "z.npy"),
                            str(tmp_path / "out.npz")], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)
