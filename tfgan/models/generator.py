@@ -7,6 +7,8 @@ import math
 import keras
 from keras import layers
 
+from tfgan.models.batchnorm import batch_norm
+
 
 def _check_size(name: str, size: int) -> int:
     if size not in (64, 128):
@@ -42,8 +44,7 @@ class Generator(keras.Model):
         top = base_width * 2 ** k
 
         def bn():
-            return layers.BatchNormalization(momentum=0.9, epsilon=1e-5,
-                                             synchronized=sync_batchnorm)
+            return batch_norm(sync_batchnorm)
 
         self.project = layers.Dense(4 * 4 * top, use_bias=False)       # [b, 16*top]
         self.reshape = layers.Reshape((4, 4, top))                     # [b, 4, 4, top]

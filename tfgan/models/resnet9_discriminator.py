@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from tfgan.models.batchnorm import batch_norm
 from tfgan.models.generator import _check_size
 from tfgan.models.spectral import maybe_spectral
 
@@ -16,8 +17,7 @@ class ConvBlock(layers.Layer):
         super().__init__(**kwargs)
         self.conv = maybe_spectral(layers.Conv2D(width, 3, padding="same", use_bias=False),
                                    spectral_norm)
-        self.norm = layers.BatchNormalization(momentum=0.9, epsilon=1e-5,
-                                              synchronized=sync_batchnorm)
+        self.norm = batch_norm(sync_batchnorm)
         self.pool = layers.MaxPooling2D(2) if pool else None
 
     def call(self, x, training=False):

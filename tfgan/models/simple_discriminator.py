@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from tfgan.models.batchnorm import batch_norm
 from tfgan.models.generator import _check_size
 from tfgan.models.spectral import maybe_spectral
 
@@ -39,8 +40,7 @@ class SimpleDiscriminator(keras.Model):
             self.convs.append(maybe_spectral(layers.Conv2D(base_width * 2 ** i, 4, strides=2,
                                                            padding="same"), spectral_norm))
             if i > 0:  # no BatchNorm in the first block
-                self.norms.append(layers.BatchNormalization(momentum=0.9, epsilon=1e-5,
-                                                            synchronized=sync_batchnorm))
+                self.norms.append(batch_norm(sync_batchnorm))
         self.flatten = layers.Flatten()                   # [b, 4*4*c*2^(n-1)]
         self.logit = maybe_spectral(layers.Dense(1, dtype="float32"), spectral_norm)
 
