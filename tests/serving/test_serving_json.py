@@ -41,6 +41,14 @@ def test_row_and_columnar_rendering():
         "predictions": [{"img_bytes": {"b64": "AP8="}, "name": "x"}]}
 
 
+@pytest.mark.parametrize("shape", [(3, 4, 2, 1), (2, 1, 1), (1, 3, 1, 2), (2, 1, 0, 1)])
+def test_nesting_with_size_one_and_empty_dimensions(shape):
+    """Spectrograms end in a size-1 channel axis: rendered as one-element lists."""
+    arr = np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)
+    assert json.loads(encode_outputs({"x": arr}, COLUMNAR)) == {"outputs": arr.tolist()}
+    assert json.loads(encode_outputs({"x": arr}, ROW)) == {"predictions": arr.tolist()}
+
+
 def test_row_rendering_needs_a_shared_batch():
     with pytest.raises(ServingError, match="inconsistent batch size"):
         encode_outputs({"a": np.zeros((2, 1)), "b": np.zeros((3, 1))}, ROW)
