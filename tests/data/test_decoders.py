@@ -111,6 +111,17 @@ def test_decode_graph_inside_tf_data(files):
         check_decoded(wave, ch)
 
 
+@pytest.mark.parametrize("key", [("wav16", 44100, 2), ("flac", 22050, 1)])
+def test_graph_and_soundfile_paths_resample_alike(files, key):
+    """Both decode paths resample with soxr: the same samples, not just the same tone."""
+    path = str(files[key])
+    info = decoders.probe(path)
+    assert info.codec != "python"
+    graph = decoders.decode_graph(tf.constant(path), tf.constant(info.codec_index),
+                                  tf.constant(info.rate, tf.int64), TARGET).numpy()
+    np.testing.assert_allclose(graph, decoders.decode_python(path, TARGET), atol=1e-5)
+
+
 def test_python_branch_in_graph_matches_decode_python(files):
     path = str(files["wavf", 22050, 2])
     fn = tf.function(lambda p: decoders.decode_graph(p, tf.constant(0),  # CODECS[0]: python

@@ -184,7 +184,7 @@ def make_dataset(scan: Scan, cfg: DataConfig, stats: audio.Stats, batch_size: in
                  with_labels: bool = False) -> tf.data.Dataset:
     """The spectrogram pipeline.
 
-    decode (tensorflow-io in graph, soundfile fallback) -> mono -> resample -> cache ->
+    decode (tensorflow-io in graph, soundfile fallback) -> mono -> resample (soxr) -> cache ->
     [training: repeat, shuffle] -> crop (random for training, centred otherwise) -> batch
     -> STFT -> log -> per-bin normalisation -> prefetch.
 
