@@ -40,10 +40,11 @@ def test_every_section_is_present_without_errors(quick_report):
 
 def test_pipeline_rates_and_ratios(quick_report):
     pipe = quick_report[0]["pipeline"]
-    for arm in ("cold", "warm", "cold_soxr_resample", "librosa_loop"):
+    arms = ("cold", "warm", "librosa_loop") + (("cold_tfio_resample",) if pipe["tfio"] else ())
+    for arm in arms:
         assert _positive(pipe[arm]["examples_per_s"]), arm
     for key in ("cold_vs_librosa", "warm_vs_librosa", "cold_vs_train", "warm_vs_train",
-                "cold_soxr_vs_train", "train_examples_per_s"):
+                "train_examples_per_s"):
         assert _positive(pipe[key]), key
     # The NumPy reference computes the same spectrogram as the TF graph.
     assert pipe["numpy_vs_tf_max_abs_diff"] < 1e-3
@@ -82,10 +83,9 @@ def test_profile_experiments_scaling(quick_report):
         prof = report["profile"][disc]
         assert _positive(prof["kernel_ms_per_step"]) and prof["top_ops"]
     variants = report["experiments"]["variants"]["simple"]
+    assert set(variants) == {"baseline", "keras_batchnorm"}
     for v in variants.values():
         assert _positive(v["median_s"]) and _positive(v["speedup_wall"])
-    check = report["experiments"]["fused_batchnorm_check"]
-    assert all(v < 1e-3 for v in check.values()), check
     rows = report["scaling"]["rows"]
     assert {r["sweep"] for r in rows} == {"batch", "size"}
     assert all(_positive(r["median_s"]) and _positive(r["ms_per_example"]) for r in rows)
@@ -102,7 +102,7 @@ def test_serving_latencies(quick_report):
             assert _positive(q["p50_ms"]) and q["p99_ms"] >= q["p50_ms"]
             assert _positive(q["requests_per_s"]) and _positive(q["examples_per_s"])
     for v in srv["model_only"].values():
-        assert _positive(v["model_p50_ms"]) and v["fast_encode_identical"] is True
+        assert _positive(v["model_p50_ms"]) and _positive(v["json_encode_p50_ms"])
 
 
 def test_gpu_section_skips_cleanly_without_gpu(quick_report):
