@@ -23,6 +23,7 @@ import time
 # TensorFlow's C++ start-up chatter is not actionable for a user (as in training.run).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from tfgan.eval.cli import add_scoring_args, classifier_options  # noqa: E402
 from training import cli  # noqa: E402
 
 # The four arms of the issue. The balanced arm's controls were chosen by a 400-step pilot
@@ -42,7 +43,6 @@ ARMS = {
 DEFAULT_STEPS = 1000
 DEFAULT_BASE_WIDTH = 8
 DEFAULT_BATCH = 32
-DEFAULT_SAMPLES = 1000
 # Settings every arm must share; an arm's flags may not change them.
 SHARED = ("steps", "batch_size", "base_width", "seed", "data", "log_every", "sample_every",
           "checkpoint_every", "precision", "strategy", "scale", "griffin_lim_iters")
@@ -88,11 +88,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--preset", choices=("cpu", "specgan"), default="cpu",
                    help="spectrogram shapes: cpu 64x64 (default) or specgan 128x128")
     p.add_argument("--log-every", type=int, help="steps per metrics record (default steps/100)")
-    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
-                   help=f"samples scored per arm and per real set (default {DEFAULT_SAMPLES})")
-    p.add_argument("--ndb-bins", type=int, default=20, metavar="K", help="NDB/K bins (default 20)")
-    p.add_argument("--classifier-epochs", type=int, help="classifier epochs (default 6)")
-    p.add_argument("--classifier-width", type=int, help="classifier width (default 16)")
+    add_scoring_args(p)
     return p.parse_args(argv)
 
 
@@ -191,7 +187,6 @@ def train_arm(name: str, config, runs_dir, stream=sys.stdout) -> dict:
 
 def run_benchmark(args, stream=sys.stdout) -> dict:
     """Trains and scores every arm, then writes the report; returns report.json's dict."""
-    from tfgan.eval.classifier import ClassifierOptions
     from tfgan.eval.evaluate import build_reference, evaluate_run
     from tfgan.rundir import RunDir, load_generator
     from tfgan.trainer import fixed_latents
@@ -212,11 +207,7 @@ def run_benchmark(args, stream=sys.stdout) -> dict:
                         **train_arm(name, config, runs_dir, stream)})
 
     t_eval = time.perf_counter()
-    options = ClassifierOptions()
-    if args.classifier_epochs is not None:
-        options = dataclasses.replace(options, epochs=args.classifier_epochs)
-    if args.classifier_width is not None:
-        options = dataclasses.replace(options, width=args.classifier_width)
+    options = classifier_options(args)
     first = RunDir(os.path.join(runs_dir, names[0]))
     reference = build_reference(first.load_config(), first.load_stats(), args.samples,
                                 args.seed, args.ndb_bins, options, stream=stream)

@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from tfgan.eval.evaluate import DEFAULT_NDB_BINS, DEFAULT_SAMPLES
+    from tfgan.eval.cli import add_scoring_args
 
     p = argparse.ArgumentParser(
         prog="python -m tfgan.eval",
@@ -19,16 +19,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                     "(D dominance, loss trend, gradient norms) of a trained run. Writes "
                     "RUN/eval.json.")
     p.add_argument("run_dir", metavar="RUN", help="a run directory of python -m training.run")
-    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
-                   help=f"generated samples scored, and real crops per real set "
-                        f"(default {DEFAULT_SAMPLES})")
     p.add_argument("--seed", type=int, default=0, help="seed of the latents and real crops")
-    p.add_argument("--ndb-bins", type=int, default=DEFAULT_NDB_BINS, metavar="K",
-                   help=f"k-means bins of NDB/K (default {DEFAULT_NDB_BINS}, at most N/10)")
-    p.add_argument("--classifier-epochs", type=int, metavar="E",
-                   help="epochs of the classifier when it has to be trained (default 6)")
-    p.add_argument("--classifier-width", type=int, metavar="W",
-                   help="width of the classifier's first convolution (default 16)")
+    add_scoring_args(p)
     return p.parse_args(argv)
 
 
@@ -40,21 +32,14 @@ def main(argv=None) -> int:
     if not os.path.isdir(args.run_dir):
         print(f"error: run directory does not exist: {args.run_dir}", file=sys.stderr)
         return 2
-    import dataclasses
-
     from tfgan.data.pipeline import DataError
-    from tfgan.eval.classifier import ClassifierOptions
+    from tfgan.eval.cli import classifier_options
     from tfgan.eval.evaluate import evaluate_run, format_summary
     from tfgan.rundir import RunError
 
-    options = ClassifierOptions()
-    if args.classifier_epochs is not None:
-        options = dataclasses.replace(options, epochs=args.classifier_epochs)
-    if args.classifier_width is not None:
-        options = dataclasses.replace(options, width=args.classifier_width)
     try:
         result = evaluate_run(args.run_dir, args.samples, seed=args.seed,
-                              ndb_bins=args.ndb_bins, classifier_options=options)
+                              ndb_bins=args.ndb_bins, classifier_options=classifier_options(args))
     except (RunError, DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
