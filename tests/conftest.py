@@ -90,7 +90,8 @@ def helpers():
     tests/serving has its own)."""
     return types.SimpleNamespace(tone=tone, write_audio=write_audio, GOOD_FILES=GOOD_FILES,
                                  CLASS_NAMES=CLASS_NAMES, write_good_files=write_good_files,
-                                 write_bad_files=write_bad_files)
+                                 write_bad_files=write_bad_files,
+                                 write_synth_folder=write_synth_folder)
 
 
 @pytest.fixture(scope="session")
@@ -121,14 +122,15 @@ def mixed_folder(tmp_path_factory, good_folder) -> tuple[Path, dict[str, str]]:
 
 
 def write_synth_folder(root: Path, rate: int, classes=("sine", "kick"), per_class: int = 4):
-    """`root/<class>/<i>.wav`: real synthesised sounds of the built-in classes, 16-bit."""
+    """`root/<class>/<class>_<i>.wav`: real synthesised sounds of the built-in classes, 16-bit
+    (names unique across classes, so the files can be copied into one flat folder)."""
     from tfgan.data.synthetic import synthesize
 
     for ci, cls in enumerate(classes):
         (root / cls).mkdir(parents=True)
         for i in range(per_class):
             wave = synthesize(cls, np.random.default_rng([ci, i]), rate)
-            sf.write(root / cls / f"{i}.wav", wave, rate, subtype="PCM_16")
+            sf.write(root / cls / f"{cls}_{i}.wav", wave, rate, subtype="PCM_16")
     return root
 
 

@@ -13,23 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[2]
 ARGS = ["--samples", "40", "--classifier-epochs", "1", "--classifier-width", "4"]
-
-
-def write_sounds(root: Path) -> Path:
-    """Three classes (sub-folders) of six synthesised files each."""
-    from tfgan.data.synthetic import synthesize
-
-    for ci, cls in enumerate(("sine", "chirp_up", "kick")):
-        folder = root / cls
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(6):
-            wave = synthesize(cls, np.random.default_rng([ci, i]), 8000)
-            sf.write(folder / f"{cls}_{i}.wav", wave, 8000, subtype="PCM_16")
-    return root
 
 
 def tiny_run(run: Path, data: Path, **train) -> Path:
@@ -60,9 +46,12 @@ def cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def labelled_run(tmp_path_factory):
+def labelled_run(tmp_path_factory, helpers):
+    """Three classes (sub-folders) of six synthesised files each."""
     root = tmp_path_factory.mktemp("ev")
-    return tiny_run(root / "run", write_sounds(root / "data"), ema_decay=0.9)
+    data = helpers.write_synth_folder(root / "data", 8000, ("sine", "chirp_up", "kick"),
+                                      per_class=6)
+    return tiny_run(root / "run", data, ema_decay=0.9)
 
 
 def main(argv):

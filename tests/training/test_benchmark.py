@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from training import benchmark, report
 
@@ -16,16 +14,9 @@ TINY = ["--steps", "3", "--log-every", "1", "--base-width", "4", "--batch-size",
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    from tfgan.data.synthetic import synthesize
-
-    root = tmp_path_factory.mktemp("bench_data")
-    for ci, cls in enumerate(("sine", "chirp_down", "snare")):
-        (root / cls).mkdir()
-        for i in range(6):
-            sf.write(root / cls / f"{i}.wav", synthesize(cls, np.random.default_rng([ci, i]),
-                                                         8000), 8000, subtype="PCM_16")
-    return root
+def data_dir(tmp_path_factory, helpers):
+    return helpers.write_synth_folder(tmp_path_factory.mktemp("bench_data"), 8000,
+                                      ("sine", "chirp_down", "snare"), per_class=6)
 
 
 @pytest.fixture(scope="module")

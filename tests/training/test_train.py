@@ -28,16 +28,10 @@ def run_cli(*args, check=True, timeout=300):
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
+def data_dir(tmp_path_factory, helpers):
     """Three classes of real synthesised sounds, 6 files each, plus one corrupt file."""
-    from tfgan.data.synthetic import synthesize
-
-    root = tmp_path_factory.mktemp("audio")
-    for ci, cls in enumerate(("sine", "chirp_up", "kick")):
-        (root / cls).mkdir()
-        for i in range(6):
-            wave = synthesize(cls, np.random.default_rng([ci, i]), 16000)
-            sf.write(root / cls / f"{i}.wav", wave, 16000, subtype="PCM_16")
+    root = helpers.write_synth_folder(tmp_path_factory.mktemp("audio"), 16000,
+                                      ("sine", "chirp_up", "kick"), per_class=6)
     (root / "kick" / "broken.wav").write_bytes(b"RIFF\x00\x00not a wave")
     return root
 
