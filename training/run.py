@@ -1,8 +1,9 @@
 """python -m training.run --disc simple: train a spectrogram GAN.
 
 Builds one config (preset, then the run's saved config when resuming, then the flags),
-and calls tfgan.train. See README.md for every flag and the run-directory layout, and
-tfgan/trainer.py for the faults a run survives and for training on several machines.
+and calls tfgan.train. See README.md for every flag and the run-directory layout,
+tfgan/recovery.py for the faults a run survives, and tfgan/trainer.py for training on
+several machines.
 
 Exit status:
   0    trained to --steps.

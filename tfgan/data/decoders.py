@@ -159,8 +159,8 @@ def _tfio_branches(contents: tf.Tensor):
 def resample_graph(audio: tf.Tensor, rate: tf.Tensor, target_rate: int) -> tf.Tensor:
     """Mono `[samples]` resampled inside a graph by soxr (`resample_np`).
 
-    tensorflow-io's `io_audio_resample` kernel was measured 4.2x slower on the cold input
-    pipeline (`python -m training.perf`; its build lacks SSE3/AVX) and soxr is what the
+    tensorflow-io's `io_audio_resample` kernel made the cold input pipeline 3-4x slower
+    (`python -m training.perf`; its build lacks SSE3/AVX), and soxr is what the
     soundfile fallback and librosa use, so both decode paths give the same samples.
     """
     out = tf.numpy_function(lambda a, r: resample_np(a, int(r), target_rate),

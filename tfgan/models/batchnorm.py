@@ -3,8 +3,8 @@
 Keras 3's BatchNormalization computes batch statistics with separate moments and normalise
 ops: about a dozen kernels and passes over the activations forward, more backward. TF's
 `FusedBatchNormV3` does each direction in one kernel. `python -m training.perf` measured
-the switch at x1.19 CPU-seconds per ResNet-9 train step (BatchNorm's unfused ops were a
-third of its kernel time) and x1.03 for the simple discriminator.
+the switch at x1.19 per ResNet-9 train step (BatchNorm's unfused ops were a third of its
+kernel time) and x1.07 for the simple discriminator (docs/perf/perf.md).
 
 The layer keeps Keras's variables, checkpoints and moving-statistics update (biased
 variance), so it is a drop-in replacement; it falls back to Keras's own call for
