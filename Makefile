@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install train test test-fast browser-deps clean
+.PHONY: install train test test-fast browser-deps real-data-deps clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,15 @@ browser-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium not found and cannot install it (not root): browser tests will be skipped"; fi; }
 
-test: install browser-deps
+# The real-instrument dataset (tfgan/data/instruments.py) renders Debian's FluidR3 GM
+# soundfont with fluidsynth. apt-get update runs here only when something is installed.
+real-data-deps:
+	@{ command -v fluidsynth >/dev/null 2>&1 && [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ]; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fluidsynth fluid-soundfont-gm >/dev/null; \
+	  else echo "fluidsynth or its soundfont not found and cannot install it (not root): instrument-dataset tests will be skipped"; fi; }
+
+test: install browser-deps real-data-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: install
