@@ -65,10 +65,10 @@ class MetricsLogger(keras.callbacks.Callback):
     """
 
     def __init__(self, counter: StepCounter, every: int, path, writer=None, stream=sys.stdout,
-                 write: bool = True):
+                 write: bool = True, extra=None):
         super().__init__()
         self.counter, self.every, self.path, self.writer = counter, every, path, writer
-        self.stream, self.write = stream, write
+        self.stream, self.write, self.extra = stream, write, extra
         self._t0 = self._last_t = None
         self._last_step = counter.step
 
@@ -88,6 +88,8 @@ class MetricsLogger(keras.callbacks.Callback):
         record["steps_per_sec"] = interval / max(now - self._last_t, 1e-9)
         record["wall_time"] = time.time()
         self._last_t, self._last_step = now, step
+        if self.extra is not None and self.write:
+            record.update(self.extra(step))  # e.g. D's verdict on clean inputs
         if self.write:
             self._write(record)  # a non-finite line too: it shows what went wrong
         bad = [k for k in _fault_names(self.model) if not math.isfinite(record[k])]
@@ -109,7 +111,9 @@ class MetricsLogger(keras.callbacks.Callback):
         print(f"step {step:>6}/{self.counter.total}  d_loss {record['d_loss']:.3f}  "
               f"g_loss {record['g_loss']:.3f}  D(x) {record['d_real']:.2f}  "
               f"D(G(z)) {record['d_fake']:.2f}  acc real/fake {record['d_real_acc']:.2f}/"
-              f"{record['d_fake_acc']:.2f}  {record['steps_per_sec']:.1f} steps/s",
+              f"{record['d_fake_acc']:.2f}"
+              + (f"  clean rank {record['clean_rank']:.2f}" if "clean_rank" in record else "")
+              + f"  {record['steps_per_sec']:.1f} steps/s",
               file=self.stream, flush=True)
 
 
@@ -128,6 +132,8 @@ class SampleWriter(keras.callbacks.Callback):
             self.write(self.counter.step)
 
     def write(self, step: int):
+        if self.model is not None:
+            self.model.refresh_ema_statistics()
         specs = self.sampler(self.z, training=False).numpy()
         name = f"step_{step:06d}"
         plots.save_grid(self.run.samples / f"{name}.png", specs, title=f"step {step}")
@@ -179,6 +185,7 @@ class Checkpointer(keras.callbacks.Callback):
             raise NonFiniteLoss(f"Non-finite {bad} at step {step}; not saving a checkpoint of "
                                 "it.")
         self.step_var.assign(step)
+        self.model.refresh_ema_statistics()  # the EMA's own BatchNorm statistics go with it
         path = self.manager.save(checkpoint_number=step)
         if self.scratch_dir is not None:
             tf.io.gfile.rmtree(str(self.scratch_dir))

@@ -19,10 +19,13 @@ import json
 import math
 from typing import Any, Optional
 
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2
 
 DISCRIMINATORS = ("simple", "resnet9")
-LOSSES = ("nonsaturating", "hinge", "wgan-gp")
+LOSSES = ("nonsaturating", "hinge", "wgan-gp", "rpgan")
+D_NORMS = ("batch", "none")
+SLICES = ("auto", "start", "random", "energy")
+RECIPES = ("reference", "modern")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 SCALES = ("linear", "mel")
@@ -48,12 +51,18 @@ class DataConfig:
     fmin: float = 0.0  # mel scale only
     shuffle_buffer: int = 2048
     cache: bool = True
+    # What a training example is (see tfgan/data/slicing.py): "start" aligns one-shot
+    # files at their onset, "energy" takes random crops of a long file's loud parts,
+    # "random" any crop, "auto" start for files up to ~2 clips long and energy beyond.
+    slice: str = "auto"
 
     @property
     def clip_samples(self) -> int:
         return self.hop_length * (self.n_frames - 1) + self.n_fft
 
     def validate(self) -> None:
+        if self.slice not in SLICES:
+            raise ValueError(f"slice must be one of {SLICES}. Received: slice={self.slice!r}")
         if self.scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES}. Received: scale={self.scale!r}")
         if self.n_bins != self.n_frames or self.n_bins not in (64, 128):
@@ -84,8 +93,11 @@ class ModelConfig:
     height: int = 64
     width: int = 64
     spectral_norm: bool = False  # balance control: spectral normalisation on D
+    d_norm: str = "batch"  # normalisation layers in D: the reference's BatchNorm, or none
 
     def validate(self) -> None:
+        if self.d_norm not in D_NORMS:
+            raise ValueError(f"d_norm must be one of {D_NORMS}. Received: d_norm={self.d_norm!r}")
         if self.disc not in DISCRIMINATORS:
             raise ValueError(f"disc must be one of {DISCRIMINATORS}. Received: disc={self.disc!r}")
         if self.height != self.width or self.height not in (64, 128):
@@ -103,6 +115,7 @@ class ModelConfig:
 class TrainConfig:
     """Optimisation, logging and distribution settings."""
 
+    recipe: str = "reference"  # the named set of defaults this config started from
     steps: int = 3000
     batch_size: int = 32  # global batch, split over replicas
     loss: str = "nonsaturating"
@@ -122,12 +135,19 @@ class TrainConfig:
     griffin_lim_iters: int = 32
     # Balance controls, all off by default so the baseline stays the baseline.
     r1_gamma: float = 0.0
+    r2_gamma: float = 0.0  # the same penalty on G's samples (R3GAN: R1 alone diverges)
     instance_noise: float = 0.0
     label_smoothing: float = 0.0
     augment: str = ""  # comma-separated: shift, tmask, fmask
     ada_target: float = 0.0  # 0.6 in StyleGAN2-ADA; needs augment
     ada_kimg: float = 20.0
     ema_decay: float = 0.0
+    # The EMA's decay ramps up as min(ema_decay, (1 + t) / (ema_rampup + t)) so that the
+    # average forgets the random initialisation within a few hundred steps.
+    ema_rampup: float = 10.0
+    # Quality measured while training (FD, IS, classes covered, silent share) every N
+    # steps on held-out files; 0 turns it off. The best step by FD is kept.
+    eval_every: int = 250
 
     @property
     def d_lr(self) -> float:
@@ -136,6 +156,13 @@ class TrainConfig:
     def validate(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}. Received: loss={self.loss!r}")
+        if self.recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {RECIPES}. Received: recipe={self.recipe!r}")
+        if min(self.r1_gamma, self.r2_gamma) < 0:
+            raise ValueError("r1_gamma and r2_gamma must not be negative. Received: "
+                             f"r1_gamma={self.r1_gamma}, r2_gamma={self.r2_gamma}")
+        if self.eval_every < 0:
+            raise ValueError(f"eval_every must be >= 0. Received: eval_every={self.eval_every}")
         if self.precision not in PRECISIONS:
             raise ValueError(
                 f"precision must be one of {PRECISIONS}. Received: precision={self.precision!r}"
@@ -171,6 +198,12 @@ class Config:
         self.data.validate()
         self.model.validate()
         self.train.validate()
+        if self.train.loss == "wgan-gp" and self.model.d_norm == "batch":
+            # BatchNorm makes each critic output depend on the whole batch, so the
+            # per-example gradient the penalty constrains is not the critic's
+            # (Gulrajani et al., 2017, section 4 advise layer norm or none).
+            raise ValueError("loss 'wgan-gp' needs a critic without BatchNorm: pass --d-norm none "
+                             "(or --recipe modern). Received: d_norm='batch'")
         if (self.model.height, self.model.width) != (self.data.n_bins, self.data.n_frames):
             raise ValueError(
                 "Model shape must match the spectrogram shape. Received: model "
@@ -194,6 +227,11 @@ class Config:
             raise ValueError(
                 f"This config was written by a newer tfgan (version {version} > {CONFIG_VERSION})."
             )
+
+        if version < 2:
+            # Version 1 predates these fields; its runs behaved as these values say.
+            d = {**d, "data": {"slice": "random", **d.get("data", {})},
+                 "train": {"eval_every": 0, "ema_rampup": 0.0, **d.get("train", {})}}
 
         def build(klass, values):
             known = {f.name for f in dataclasses.fields(klass)}
@@ -221,8 +259,50 @@ def gpu_available() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def preset(name: str = "auto") -> Config:
-    """Returns the named preset (see module docstring)."""
+def penalty_gamma(size: int, batch_size: int) -> float:
+    """R1/R2 weight from the resolution: StyleGAN2-ADA's heuristic 0.0002 * size^2 / batch.
+
+    (Karras et al., 2020, appendix D.) About 0.026 for 64x64 at batch 32.
+    """
+    return 0.0002 * size * size / batch_size
+
+
+def with_recipe(config: Config, name: str) -> Config:
+    """`config` with the named recipe's defaults (DESIGN.md, "Recipes").
+
+    * ``reference``: the earlier attempt's training: non-saturating BCE, BatchNorm in D,
+      Adam(beta 0.5, 0.999), no penalty, augmentation or EMA.
+    * ``modern``: after R3GAN (Huang et al., 2024): relativistic pairing loss, zero-centred
+      R1 and R2 penalties (gamma from the resolution), no normalisation in D, Adam(beta 0,
+      0.99), DiffAugment-style augmentation on every D input (p = 1), EMA of G with a
+      warm-up ramp. Both discriminators start neutral (zero-initialised logit layer).
+    """
+    if name not in RECIPES:
+        raise ValueError(f"recipe must be one of {RECIPES}. Received: recipe={name!r}")
+    m, t = config.model, config.train
+    if name == "reference":
+        model = dataclasses.replace(m, d_norm="batch")
+        train = dataclasses.replace(t, recipe=name, loss="nonsaturating", beta_1=0.5,
+                                    beta_2=0.999, r1_gamma=0.0, r2_gamma=0.0, augment="",
+                                    ema_decay=0.0)
+    else:
+        gamma = round(penalty_gamma(m.height, t.batch_size), 4)
+        model = dataclasses.replace(m, d_norm="none")
+        train = dataclasses.replace(t, recipe=name, loss="rpgan", beta_1=0.0, beta_2=0.99,
+                                    r1_gamma=gamma, r2_gamma=gamma, augment="shift,tmask,fmask",
+                                    ema_decay=0.999)
+    return dataclasses.replace(config, model=model, train=train)
+
+
+DEFAULT_RECIPE = "reference"
+
+
+def preset(name: str = "auto", recipe: str = DEFAULT_RECIPE) -> Config:
+    """Returns the named preset (see module docstring) with `recipe`'s defaults."""
+    return with_recipe(_shapes(name), recipe)
+
+
+def _shapes(name: str) -> Config:
     if name == "auto":
         name = "specgan" if gpu_available() else "cpu"
     if name == "cpu":
@@ -232,7 +312,7 @@ def preset(name: str = "auto") -> Config:
             data=DataConfig(sample_rate=16000, n_fft=256, hop_length=128, n_bins=128, n_frames=128),
             model=ModelConfig(base_width=64, height=128, width=128),
             train=TrainConfig(steps=20000, batch_size=64, log_every=50, sample_every=1000,
-                              checkpoint_every=1000),
+                              checkpoint_every=1000, eval_every=1000),
             preset="specgan",
         )
     raise ValueError(f"preset must be one of {PRESETS}. Received: preset={name!r}")

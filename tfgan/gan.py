@@ -18,7 +18,7 @@ import tensorflow as tf
 from tfgan import augment as augment_lib
 from tfgan import losses as losses_lib
 
-METRIC_NAMES = ("d_loss", "g_loss", "d_real_acc", "d_fake_acc", "d_real", "d_fake",
+METRIC_NAMES = ("d_loss", "g_loss", "d_real_acc", "d_fake_acc", "d_real", "d_fake", "d_rank",
                 "d_grad_norm", "g_grad_norm", "gp", "ada_p")
 
 
@@ -33,6 +33,8 @@ class GAN(keras.Model):
       gp_weight: WGAN-GP penalty weight (loss "wgan-gp" only).
       r1_gamma: R1 penalty gamma/2 E||grad_x D(x)||^2 on real data (Mescheder et al., 2018);
         0 disables it.
+      r2_gamma: the same penalty on generated data (R2); R3GAN needs both for its
+        convergence guarantee (R1 alone diverged in its ablation).
       instance_noise: initial std of Gaussian noise added to D's inputs, annealed linearly
         to 0 over `noise_anneal_steps` (Sonderby et al., 2016); 0 disables it.
       label_smoothing: one-sided: D's real target becomes 1 - label_smoothing.
@@ -43,14 +45,19 @@ class GAN(keras.Model):
       ada_kimg: thousands of images for p to move from 0 to 1.
       ema_decay: when > 0, keeps an exponential moving average of G's weights in
         `ema_generator`, used for sampling and export.
-      ema_generator: a model of G's architecture to hold that average.
+      ema_rampup: the decay at step t is min(ema_decay, (1 + t) / (ema_rampup + t)), so the
+        average forgets the random initialisation early on (0: constant decay).
+      ema_generator: a model of G's architecture to hold that average. Its BatchNorm
+        statistics are its own, re-estimated by `refresh_ema_statistics`.
     """
 
     def __init__(self, generator, discriminator, latent_dim: int, n_critic: int = 1,
-                 gp_weight: float = 10.0, r1_gamma: float = 0.0, instance_noise: float = 0.0,
+                 gp_weight: float = 10.0, r1_gamma: float = 0.0, r2_gamma: float = 0.0,
+                 instance_noise: float = 0.0,
                  noise_anneal_steps: int = 1, label_smoothing: float = 0.0,
                  augment: tuple = (), ada_target: float = 0.0, ada_kimg: float = 20.0,
-                 ema_decay: float = 0.0, ema_generator=None, **kwargs):
+                 ema_decay: float = 0.0, ema_rampup: float = 0.0, ema_generator=None,
+                 **kwargs):
         super().__init__(**kwargs)
         if n_critic < 1:
             raise ValueError(f"n_critic must be at least 1. Received: n_critic={n_critic}")
@@ -61,11 +68,12 @@ class GAN(keras.Model):
         self.generator, self.discriminator = generator, discriminator
         self.ema_generator = ema_generator
         self.latent_dim, self.n_critic = latent_dim, n_critic
-        self.gp_weight, self.r1_gamma = gp_weight, r1_gamma
+        self.gp_weight, self.r1_gamma, self.r2_gamma = gp_weight, r1_gamma, r2_gamma
         self.instance_noise, self.noise_anneal_steps = instance_noise, max(noise_anneal_steps, 1)
         self.real_label = 1.0 - label_smoothing
         self.augmentations = augment_lib.resolve(augment)
         self.ada_target, self.ada_kimg, self.ema_decay = ada_target, ada_kimg, ema_decay
+        self.ema_rampup = ema_rampup
         # p: probability of each augmentation; 1 without ADA, tuned from 0 with it.
         self.ada_p = self.add_weight(shape=(), initializer="zeros" if ada_target > 0 else "ones",
                                      trainable=False, name="ada_p")
@@ -81,6 +89,7 @@ class GAN(keras.Model):
         self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
         self.loss_name = loss
         self.g_loss_fn, self.d_loss_fn = losses_lib.get(loss)
+        self.relativistic = loss in losses_lib.RELATIVISTIC
 
     def call(self, z, training=False):
         return self.generator(z, training=training)
@@ -102,28 +111,48 @@ class GAN(keras.Model):
         return x
 
     @staticmethod
-    def _grad_norm(grads, optimizer):
-        norm = tf.linalg.global_norm([tf.cast(g, tf.float32) for g in grads if g is not None])
+    def _loss_scale(optimizer):
         if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-            norm = norm / tf.cast(optimizer.dynamic_scale, tf.float32)
-        return norm
+            return tf.cast(optimizer.dynamic_scale, tf.float32)
+        return tf.constant(1.0)
+
+    @classmethod
+    def _grad_norm(cls, grads, optimizer):
+        """Norm of the update's gradient: summed over replicas, as the optimizer applies it."""
+        grads = [tf.cast(g, tf.float32) for g in grads if g is not None]
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            # Each replica holds only its share; the optimizer sums them. Logging one share
+            # would under-report the norm by about sqrt(replicas) and hide spikes.
+            grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        return tf.linalg.global_norm(grads) / cls._loss_scale(optimizer)
+
+    def _penalised(self, x, gamma, optimizer):
+        """D(x) `[b, 1]` and the zero-centred penalty gamma/2 ||grad_x D(x)||^2 `[b]`.
+
+        Under mixed_float16 the input gradient runs back through float16 layers, where
+        its small values underflow; it is taken of the loss-scaled sum and unscaled after,
+        as the weight gradients are. An overflow makes the penalty (so the loss) infinite
+        and the loss-scale optimizer skips the step and lowers the scale.
+        """
+        if gamma <= 0:
+            return self.discriminator(x, training=True), tf.zeros([tf.shape(x)[0]])
+        scale = self._loss_scale(optimizer)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            logits = self.discriminator(x, training=True)
+            # The sum must be taken while the tape records, or its gradient is None.
+            total = tf.reduce_sum(tf.cast(logits, tf.float32)) * scale
+        grad = tf.cast(tape.gradient(total, x), tf.float32) / scale
+        return logits, 0.5 * gamma * tf.reduce_sum(tf.square(grad), axis=[1, 2, 3])
 
     def _d_step(self, real, z, global_batch, step):
         fake = self.generator(z, training=True)
-        real_in = self._d_inputs(real, step)
+        real_in, fake_in = self._d_inputs(real, step), self._d_inputs(fake, step)
         with tf.GradientTape() as tape:
-            if self.r1_gamma > 0:
-                with tf.GradientTape() as r1_tape:
-                    r1_tape.watch(real_in)
-                    real_logits = self.discriminator(real_in, training=True)
-                    # The sum must be taken while the tape records, or its gradient is None.
-                    total = tf.reduce_sum(real_logits)
-                grad_x = r1_tape.gradient(total, real_in)
-                penalty = 0.5 * self.r1_gamma * tf.reduce_sum(tf.square(grad_x), axis=[1, 2, 3])
-            else:
-                real_logits = self.discriminator(real_in, training=True)
-                penalty = tf.zeros([tf.shape(real)[0]])
-            fake_logits = self.discriminator(self._d_inputs(fake, step), training=True)
+            real_logits, penalty = self._penalised(real_in, self.r1_gamma, self.d_optimizer)
+            fake_logits, r2 = self._penalised(fake_in, self.r2_gamma, self.d_optimizer)
+            penalty = penalty + r2
             per_example = self.d_loss_fn(real_logits, fake_logits, self.real_label)
             if self.loss_name == "wgan-gp":
                 gp = self._gradient_penalty(real, fake)
@@ -146,26 +175,58 @@ class GAN(keras.Model):
         norm = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + 1e-12)
         return tf.square(norm - 1.0)
 
-    def _g_step(self, z, global_batch, step):
+    def _g_step(self, real, z, global_batch, step):
         variables = self.generator.trainable_variables
         with tf.GradientTape() as tape:
             fake = self.generator(z, training=True)
             fake_logits = self.discriminator(self._d_inputs(fake, step), training=True)
-            loss = tf.reduce_sum(self.g_loss_fn(fake_logits)) / global_batch
+            # A relativistic G loss compares each fake with its paired real example.
+            real_logits = (self.discriminator(self._d_inputs(real, step), training=True)
+                           if self.relativistic else None)
+            loss = tf.reduce_sum(self.g_loss_fn(fake_logits, real_logits)) / global_batch
             scaled = self.g_optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, variables)
         self.g_optimizer.apply_gradients(zip(grads, variables))
         return loss, self._grad_norm(grads, self.g_optimizer)
 
-    def _update_ema(self):
-        d = self.ema_decay
+    def ema_decay_at(self, step):
+        """The EMA decay after `step` updates: min(decay, (1 + t) / (rampup + t))."""
+        t = tf.cast(step, tf.float32)
+        if self.ema_rampup <= 0:
+            return tf.constant(self.ema_decay, tf.float32)
+        return tf.minimum(self.ema_decay, (1.0 + t) / (self.ema_rampup + t))
+
+    def _update_ema(self, step):
+        d = self.ema_decay_at(step)
         for avg, w in zip(self.ema_generator.trainable_variables,
                           self.generator.trainable_variables):
-            avg.assign(d * avg + (1.0 - d) * w)
-        # BatchNorm's moving statistics are copied, not averaged: they already are averages.
-        for avg, w in zip(self.ema_generator.non_trainable_variables,
-                          self.generator.non_trainable_variables):
-            avg.assign(w)
+            avg.assign(d * avg + (1.0 - d) * tf.cast(w, avg.dtype))
+        # BatchNorm's moving statistics are not averaged: those of G belong to G's weights,
+        # not to the average's. `refresh_ema_statistics` measures the average's own.
+
+    def refresh_ema_statistics(self, batch_size: int = 512, seed: int = 0) -> None:
+        """Re-estimates the EMA generator's BatchNorm statistics on one large batch.
+
+        Each BatchNorm's moving mean and variance become those of the EMA generator's own
+        activations on `batch_size` latents (momentum 0 for one training-mode call). Called
+        before the EMA generator is sampled, evaluated or checkpointed.
+        """
+        g = self.ema_generator
+        if g is None:
+            return
+        norms = [layer for layer in g._flatten_layers()
+                 if isinstance(layer, keras.layers.BatchNormalization)]
+        if not norms:
+            return
+        z = tf.random.stateless_normal([batch_size, self.latent_dim], seed=[seed, 65537])
+        momenta = [n.momentum for n in norms]
+        try:
+            for n in norms:
+                n.momentum = 0.0
+            g(z, training=True)
+        finally:
+            for n, m in zip(norms, momenta):
+                n.momentum = m
 
     def _update_ada(self, real_logits, global_batch):
         """Moves p towards the value where E[sign(D(x))] on real data equals the target."""
@@ -188,9 +249,9 @@ class GAN(keras.Model):
                 real, z[:, i], global_batch, step)
         if self.ada_target > 0:
             self._update_ada(real_logits, global_batch)
-        g_loss, g_norm = self._g_step(z[:, self.n_critic], global_batch, step)
+        g_loss, g_norm = self._g_step(real, z[:, self.n_critic], global_batch, step)
         if self.ema_decay > 0:
-            self._update_ema()
+            self._update_ema(step)
 
         # The losses are each replica's share of the global mean; report the replica mean.
         replicas = float(strategy.num_replicas_in_sync)
@@ -200,6 +261,10 @@ class GAN(keras.Model):
             "d_fake_acc": tf.reduce_mean(tf.cast(fake_logits < 0, tf.float32)),
             "d_real": tf.reduce_mean(tf.sigmoid(real_logits)),
             "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits)),
+            # How often D ranks a real example above its paired fake (what a relativistic
+            # D is trained to do; 0.5 is a draw).
+            "d_rank": tf.reduce_mean(tf.cast(tf.reshape(real_logits, [-1])
+                                             > tf.reshape(fake_logits, [-1]), tf.float32)),
             "d_grad_norm": d_norm, "g_grad_norm": g_norm,
             "gp": tf.reduce_mean(penalty), "ada_p": self.ada_p,
         }

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import shutil
 import signal
 import sys
@@ -168,6 +169,31 @@ class RunCheckpoints:
         self.manager = tf.train.CheckpointManager(
             self.ckpt, str(self.scratch or run.checkpoints), max_to_keep=CHECKPOINTS_KEPT,
             checkpoint_name="ckpt")
+
+        self._best = None  # made on the first save_best
+
+    def save_best(self, step: int, fd: float) -> str:
+        """Saves G (and its EMA) as checkpoints/best, the best step by in-training FD.
+
+        Only the generators: export needs nothing else. The previous best is replaced;
+        best.json records its step and FD, and a resumed run keeps both.
+        """
+        best_dir = self.run.checkpoints / "best"
+        if self._best is None:
+            self._best_step = tf.Variable(0, dtype=tf.int64, trainable=False)
+            tracked = {"generator": trackable_weights(self.gan.generator),
+                       "step": self._best_step}
+            if self.gan.ema_generator is not None:
+                tracked["ema_generator"] = trackable_weights(self.gan.ema_generator)
+            self._best = tf.train.CheckpointManager(tf.train.Checkpoint(**tracked),
+                                                    str(best_dir), max_to_keep=1,
+                                                    checkpoint_name="best")
+        self._best_step.assign(step)
+        path = self._best.save(checkpoint_number=step)
+        tmp = best_dir / ".best.json.tmp"
+        tmp.write_text(json.dumps({"step": int(step), "fd": float(fd), "checkpoint": path}))
+        tmp.replace(best_dir / "best.json")
+        return path
 
     @property
     def step(self) -> int:

@@ -52,7 +52,19 @@ class RunDir:
     def latest_checkpoint(self) -> Optional[str]:
         return tf.train.latest_checkpoint(str(self.checkpoints))
 
-    def read_metrics(self) -> list[dict]:
+    def read_metrics(self, kind: str = "train") -> list[dict]:
+        """The logged rows of `kind`: "train" (the log lines), "eval" (the in-training
+        quality rows) or "all"."""
+        rows = self._read_rows()
+        if kind == "all":
+            return rows
+        return [r for r in rows if r.get("kind", "train") == kind]
+
+    def best_checkpoint(self) -> Optional[str]:
+        """The checkpoint of the best step by in-training FD, or None."""
+        return tf.train.latest_checkpoint(str(self.checkpoints / "best"))
+
+    def _read_rows(self) -> list[dict]:
         if not self.metrics_path.exists():
             return []
         records = []
@@ -65,7 +77,7 @@ class RunDir:
 
     def truncate_metrics(self, step: int) -> None:
         """Drops logged records past `step` (they belong to steps a resume will redo)."""
-        kept = [r for r in self.read_metrics() if r.get("step", 0) <= step]
+        kept = [r for r in self.read_metrics("all") if r.get("step", 0) <= step]
         _atomic_write(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def prepare(self) -> None:

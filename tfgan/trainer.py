@@ -44,6 +44,7 @@ import tensorflow as tf
 from tfgan import callbacks as cb
 from tfgan.config import Config
 from tfgan.data import pipeline
+from tfgan.eval.live import CleanBalance, build_held_out, make_quality_monitor
 from tfgan.gan import GAN
 from tfgan.models import Generator, build_discriminator
 from tfgan.recovery import (MAX_LR_LOWERINGS, RunCheckpoints, any_worker_signal,
@@ -94,13 +95,14 @@ def build_gan(config: Config, strategy: tf.distribute.Strategy, precision: str) 
             for a, b in zip(ema.weights, generator.weights):
                 a.assign(b)
         disc = build_discriminator(m.disc, size=m.height, base_width=m.base_width,
-                                   spectral_norm=m.spectral_norm, sync_batchnorm=sync)
+                                   spectral_norm=m.spectral_norm, sync_batchnorm=sync,
+                                   norm=m.d_norm)
         disc(tf.zeros([1, m.height, m.width, 1]))
         gan = GAN(generator, disc, m.latent_dim, n_critic=t.n_critic, gp_weight=t.gp_weight,
-                  r1_gamma=t.r1_gamma, instance_noise=t.instance_noise,
+                  r1_gamma=t.r1_gamma, r2_gamma=t.r2_gamma, instance_noise=t.instance_noise,
                   noise_anneal_steps=t.steps, label_smoothing=t.label_smoothing,
                   augment=t.augment, ada_target=t.ada_target, ada_kimg=t.ada_kimg,
-                  ema_decay=t.ema_decay, ema_generator=ema)
+                  ema_decay=t.ema_decay, ema_rampup=t.ema_rampup, ema_generator=ema)
 
         def optimizer(lr):
             opt = keras.optimizers.Adam(lr, beta_1=t.beta_1, beta_2=t.beta_2)
@@ -234,6 +236,18 @@ def train(config: Config, run_dir, resume: bool = False, loop: str = "fit",
         return {"run_dir": str(run.path), "start_step": start_step, "stopped_by": None}
 
     writer = tf.summary.create_file_writer(str(run.logs)) if chief else None
+    held = clean = None
+    if chief:
+        clean = CleanBalance(gan, pipeline.make_dataset(
+            scan, config.data, stats, config.train.batch_size, training=True,
+            seed=config.train.seed + 7_000_003 + start_step), config.model.latent_dim,
+            config.train.seed)
+        if config.train.eval_every and config.train.eval_every <= total:
+            held = build_held_out(scan, config.data, stats, seed=config.train.seed,
+                                  stream=stream)
+            if held is None:
+                print("In-training evaluation off: it needs at least two class sub-folders "
+                      "with enough files to hold half out.", file=stream, flush=True)
     if chief:
         _log_hparams(writer, config)
     request = cb.StopRequest()
@@ -246,7 +260,14 @@ def train(config: Config, run_dir, resume: bool = False, loop: str = "fit",
             stopper = cb.GracefulStop(counter, saver, request, any_worker)
             cbs = [counter,
                    cb.MetricsLogger(counter, config.train.log_every, run.metrics_path, writer,
-                                    stream, write=chief)]
+                                    stream, write=chief, extra=clean)]
+            if held is not None:
+                # Under several workers saving means collective ops every worker must
+                # join, so the best checkpoint is kept by single-process runs only.
+                cbs.append(make_quality_monitor(
+                    counter, config.train.eval_every, gan, held, stats, config, run,
+                    best_saver=None if multiworker else checkpoints.save_best,
+                    writer=writer, stream=stream))
             if chief:
                 cbs.append(cb.SampleWriter(counter, config.train.sample_every, run, stats,
                                            fixed_latents(config), gan.sampler(),

@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from tfgan.config import DISCRIMINATORS, LOSSES, PRECISIONS, PRESETS, SCALES, STRATEGIES, Config
+from tfgan.config import (D_NORMS, DISCRIMINATORS, LOSSES, PRECISIONS, PRESETS, RECIPES, SCALES,
+                          SLICES, STRATEGIES, Config, with_recipe)
 
 # flag dest -> (config section, field). Every flag defaults to None: "not given", so that a
 # resumed run keeps its saved value unless the flag is passed again.
 FLAG_FIELDS = {
     "disc": ("model", "disc"), "base_width": ("model", "base_width"),
-    "spectral_norm": ("model", "spectral_norm"),
-    "data": ("data", "data_dir"), "scale": ("data", "scale"),
+    "spectral_norm": ("model", "spectral_norm"), "d_norm": ("model", "d_norm"),
+    "data": ("data", "data_dir"), "scale": ("data", "scale"), "slice": ("data", "slice"),
+    "beta_1": ("train", "beta_1"), "beta_2": ("train", "beta_2"),
+    "r2_gamma": ("train", "r2_gamma"), "eval_every": ("train", "eval_every"),
+
     "steps": ("train", "steps"), "batch_size": ("train", "batch_size"),
     "loss": ("train", "loss"), "lr": ("train", "lr"), "d_lr_scale": ("train", "d_lr_scale"),
     "n_critic": ("train", "n_critic"), "seed": ("train", "seed"),
@@ -37,18 +41,29 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
                    help="auto: specgan (128x128, c=64) on a GPU, cpu (64x64, c=32) without")
     g.add_argument("--base-width", type=int, metavar="C", help="base channel width c")
     g.add_argument("--scale", choices=SCALES, help="frequency scale (default: linear)")
+    g.add_argument("--slice", choices=SLICES,
+                   help="what a training clip is: start (onset-aligned, padded), random, energy "
+                        "(random among loud parts), auto (start for files up to ~2 clips, "
+                        "energy for longer ones; default)")
+    g.add_argument("--d-norm", choices=D_NORMS,
+                   help="normalisation layers in D (reference recipe: batch; modern: none)")
     g.add_argument("--spectral-norm", action="store_true", default=None,
                    help="spectral normalisation on every layer of D (balance control)")
 
 
 def add_train_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("optimisation")
+    g.add_argument("--recipe", choices=RECIPES,
+                   help="a named set of training defaults (see README): reference (the "
+                        "earlier attempt's) or modern (R3GAN-style); flags you pass win")
     g.add_argument("--steps", type=int, help="generator updates in total (cpu preset: 3000)")
     g.add_argument("--batch-size", type=int, help="global batch size (cpu preset: 32)")
     g.add_argument("--loss", choices=LOSSES, help="GAN loss (default: nonsaturating BCE)")
     g.add_argument("--lr", type=float, help="generator learning rate (default 2e-4)")
     g.add_argument("--d-lr-scale", type=float,
                    help="discriminator lr = lr x this (default 1; the earlier attempt used 0.1)")
+    g.add_argument("--beta-1", type=float, help="Adam beta_1 (reference 0.5, modern 0)")
+    g.add_argument("--beta-2", type=float, help="Adam beta_2 (reference 0.999, modern 0.99)")
     g.add_argument("--n-critic", type=int, help="D updates per G update (default 1)")
     g.add_argument("--seed", type=int, help="seed for data order, crops, noise and init")
     g.add_argument("--precision", choices=PRECISIONS,
@@ -56,7 +71,9 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--strategy", choices=STRATEGIES,
                    help="auto: MirroredStrategy with >1 GPU; multiworker reads TF_CONFIG")
     g = p.add_argument_group("balance controls (all off by default)")
-    g.add_argument("--r1-gamma", type=float, help="R1 gradient penalty weight on real data")
+    g.add_argument("--r1-gamma", type=float,
+                   help="zero-centred gradient penalty gamma/2 E|grad D|^2 on real data (R1)")
+    g.add_argument("--r2-gamma", type=float, help="the same penalty on generated data (R2)")
     g.add_argument("--instance-noise", type=float,
                    help="std of noise added to D's inputs, annealed to 0 over the run")
     g.add_argument("--label-smoothing", type=float,
@@ -75,10 +92,16 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sample-every", type=int, help="steps per sample grid + WAVs (default 500)")
     g.add_argument("--checkpoint-every", type=int, help="steps per checkpoint (default 500)")
     g.add_argument("--griffin-lim-iters", type=int, help="Griffin-Lim iterations for WAVs")
+    g.add_argument("--eval-every", type=int,
+                   help="steps per in-training quality evaluation (FD, IS, classes, silence) "
+                        "on held-out files; 0 turns it off (cpu preset: 250)")
+
 
 
 def apply_flags(config: Config, args: argparse.Namespace) -> Config:
-    """`config` with every flag the user gave written into it."""
+    """`config` with the recipe, then every flag the user gave, written into it."""
+    if getattr(args, "recipe", None):
+        config = with_recipe(config, args.recipe)
     sections = {"data": {}, "model": {}, "train": {}}
     for dest, (section, field) in FLAG_FIELDS.items():
         value = getattr(args, dest, None)

@@ -190,7 +190,9 @@ def test_training_batches(good_scan, stats, cpu_data):
         assert np.all(np.isfinite(b))
         assert b.min() >= -1.0 and b.max() <= 1.0
         assert b.std() > 0.05  # not all equal
-        assert not np.allclose(b[0], b[1])  # two examples differ
+        # Examples differ (one-shot files give one onset-aligned clip each, so the same
+        # file twice in a batch is the same clip; most pairs still differ).
+        assert len({x.tobytes() for x in b}) > 1
     # Training repeats forever: more batches than files.
     assert len(batches) * BATCH > len(good_scan.paths)
 

@@ -125,6 +125,12 @@ def test_bad_size_raises(kind):
 def test_config_round_trip(kind, kw, size):
     model = _build(kind, size, **kw)
     x = _input(kind, size)
+    # Discriminators start with a zero logit layer (every output 0); move the weights off
+    # their initial values so that a fresh clone can be told apart.
+    rng = np.random.default_rng(0)
+    model(x, training=False)  # build
+    model.set_weights([w + 0.05 * rng.standard_normal(w.shape).astype(w.dtype)
+                       for w in model.get_weights()])
     ref = model(x, training=False).numpy()
     config = model.get_config()
     assert config["size"] == size and config["base_width"] == WIDTH

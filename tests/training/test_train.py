@@ -48,7 +48,7 @@ def test_run_writes_the_contract_and_resumes(tmp_path, data_dir, disc):
 
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["disc"] == disc and config["train"]["steps"] == 6
-    assert config["data"]["data_dir"] == str(data_dir) and config["version"] == 1
+    assert config["data"]["data_dir"] == str(data_dir) and config["version"] == 2
     stats = json.loads((run / "stats.json").read_text())
     assert len(stats["mean"]) == len(stats["std"]) == 64
     assert all(np.isfinite(stats["mean"])) and min(stats["std"]) > 0

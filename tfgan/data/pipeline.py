@@ -21,14 +21,14 @@ import tensorflow as tf
 
 from tfgan import audio
 from tfgan.config import DataConfig
-from tfgan.data import decoders
+from tfgan.data import decoders, slicing
 
 log = logging.getLogger(__name__)
 
 SILENCE_RMS = 1e-4  # about -80 dBFS: nothing a microphone records is this quiet
 MIN_FRAMES = 4  # a clip shorter than this many STFT frames holds no usable content
 MAX_SECONDS = 600.0  # only the first ten minutes of a long recording are used
-STATS_CROPS = 4  # evenly spaced crops per file measured for the statistics
+STATS_CROPS = 4  # evenly spaced allowed clips per file measured for the statistics
 
 
 class DataError(ValueError):
@@ -132,8 +132,14 @@ def scan_folder(root, cfg: DataConfig) -> Scan:
     return scan
 
 
-def _decoded(scan: Scan, cfg: DataConfig, with_labels: bool = False) -> tf.data.Dataset:
-    """Dataset of decoded mono waveforms `[samples]`, padded to at least one clip."""
+def decoded_files(scan: Scan, cfg: DataConfig) -> tf.data.Dataset:
+    """One element per file: its decoded audio and where clips may start.
+
+    Elements are dicts: "wave" float32 `[samples + clip_samples]` mono at the configured
+    rate, padded at the end with a clip of silence; "starts" int32 `[k]` allowed clip
+    starts; "weight" int64, examples the file contributes per pass; "label" int32 (-1
+    without a class). See `tfgan.data.slicing` for the policy.
+    """
     codecs = [i.codec_index for i in scan.infos]
     rates = [i.rate for i in scan.infos]
     ds = tf.data.Dataset.from_tensor_slices(
@@ -142,28 +148,29 @@ def _decoded(scan: Scan, cfg: DataConfig, with_labels: bool = False) -> tf.data.
 
     def decode(path, codec, rate, label):
         wave = decoders.decode_graph(path, codec, rate, cfg.sample_rate, MAX_SECONDS)
-        short = tf.maximum(cfg.clip_samples - tf.shape(wave)[0], 0)
-        wave = tf.pad(wave, [[0, short]])
-        return (wave, label) if with_labels else wave
+        starts, weight = slicing.allowed_starts(wave, cfg)
+        return {"wave": slicing.pad_for_slicing(wave, cfg), "starts": starts,
+                "weight": weight, "label": label}
 
     return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def _crop(wave: tf.Tensor, cfg: DataConfig, offset_fraction: tf.Tensor) -> tf.Tensor:
-    room = tf.shape(wave)[0] - cfg.clip_samples
-    start = tf.cast(tf.round(tf.cast(room, tf.float32) * offset_fraction), tf.int32)
-    return tf.ensure_shape(wave[start: start + cfg.clip_samples], [cfg.clip_samples])
+def clip_of(element: dict, fraction, cfg: DataConfig) -> tf.Tensor:
+    """The clip `[clip_samples]` of a `decoded_files` element at `fraction` in [0, 1] of
+    its allowed starts (training: uniform random; evaluation: `slicing.EVAL_FRACTION`)."""
+    return slicing.slice_at(element["wave"], element["starts"], fraction, cfg)
 
 
 def compute_stats(scan: Scan, cfg: DataConfig) -> audio.Stats:
-    """Per-bin mean and std of log-magnitudes over STATS_CROPS evenly spaced crops per file."""
+    """Per-bin mean and std of log-magnitudes over STATS_CROPS evenly spaced allowed clips
+    of each file (the same clip STATS_CROPS times for an onset-aligned one-shot)."""
     fractions = tf.constant(np.linspace(0.0, 1.0, STATS_CROPS), tf.float32)
 
-    def crops(wave):
-        return tf.map_fn(lambda f: _crop(wave, cfg, f), fractions,
+    def crops(element):
+        return tf.map_fn(lambda f: clip_of(element, f, cfg), fractions,
                          fn_output_signature=tf.TensorSpec([cfg.clip_samples], tf.float32))
 
-    ds = _decoded(scan, cfg).map(crops, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = decoded_files(scan, cfg).map(crops, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(lambda c: audio.log_magnitude(c, cfg))  # [crops, bins, frames]
     total = np.zeros(cfg.n_bins, np.float64)
     total_sq = np.zeros(cfg.n_bins, np.float64)
@@ -184,34 +191,39 @@ def make_dataset(scan: Scan, cfg: DataConfig, stats: audio.Stats, batch_size: in
                  with_labels: bool = False) -> tf.data.Dataset:
     """The spectrogram pipeline.
 
-    decode (tensorflow-io in graph, soundfile fallback) -> mono -> resample (soxr) -> cache ->
-    [training: repeat, shuffle] -> crop (random for training, centred otherwise) -> batch
-    -> STFT -> log -> per-bin normalisation -> prefetch.
+    decode (tensorflow-io in graph, soundfile fallback) -> mono -> resample (soxr) ->
+    allowed clip starts (`cfg.slice`) -> cache -> [training: repeat, each file `weight`
+    times, shuffle] -> slice (a random allowed start for training, the middle one
+    otherwise) -> batch -> STFT -> log -> per-bin normalisation -> prefetch.
 
     Args:
       scan: the usable files (`scan_folder`).
-      cfg: audio parameters.
+      cfg: audio parameters and slicing policy.
       stats: normalisation statistics (`compute_stats`, or loaded from a run).
       batch_size: examples per batch; training batches drop the remainder.
-      training: random crops, shuffling, endless repetition.
-      seed: seeds shuffling and crops.
+      training: random slices, shuffling, endless repetition.
+      seed: seeds shuffling and slices.
       with_labels: yield `(spectrogram, label)` pairs (label -1 where there is no class).
 
     Returns:
       A dataset of float32 `[batch, n_bins, n_frames, 1]` spectrograms in [-1, 1]
       (or pairs with int32 `[batch]` labels).
     """
-    ds = _decoded(scan, cfg, with_labels=True)
+    ds = decoded_files(scan, cfg)
     if cfg.cache:
         ds = ds.cache()
     if training:
-        ds = ds.repeat().shuffle(min(cfg.shuffle_buffer, max(len(scan.paths), 1)), seed=seed)
+        # A long recording appears once per clip it holds: its share of the examples
+        # follows its length, not the number of files.
+        ds = ds.repeat().flat_map(
+            lambda e: tf.data.Dataset.from_tensors(e).repeat(e["weight"]))
+        ds = ds.shuffle(min(cfg.shuffle_buffer, max(len(scan.paths), 1)), seed=seed)
         rng = tf.data.Dataset.random(seed=seed).map(
-            lambda r: tf.cast(r % 1_000_003, tf.float32) / 1_000_002.0)
+            lambda r: tf.cast(r % 1_000_003, tf.float32) / 1_000_003.0)
         ds = tf.data.Dataset.zip((ds, rng)).map(
-            lambda wl, f: (_crop(wl[0], cfg, f), wl[1]), num_parallel_calls=tf.data.AUTOTUNE)
+            lambda e, f: (clip_of(e, f, cfg), e["label"]), num_parallel_calls=tf.data.AUTOTUNE)
     else:
-        ds = ds.map(lambda w, l: (_crop(w, cfg, tf.constant(0.5)), l),
+        ds = ds.map(lambda e: (clip_of(e, slicing.EVAL_FRACTION, cfg), e["label"]),
                     num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=training)
 

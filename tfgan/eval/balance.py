@@ -78,6 +78,8 @@ def load_metrics(path: str | os.PathLike) -> list[dict]:
             raise ValueError(
                 f"{os.fspath(path)}:{lineno}: record needs an integer 'step'. Received: {step!r}")
         record["step"] = int(step)
+        if record.get("kind", "train") != "train":
+            continue  # in-training quality rows share the file; they are not balance data
         # Later lines overwrite earlier ones: a resumed run's re-logged steps
         # describe the weights that training actually continued from.
         by_step[record["step"]] = record

@@ -178,10 +178,10 @@ def _arrays(ds) -> tuple[np.ndarray, np.ndarray]:
 
 
 def random_crops(scan, data_cfg, stats, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """`n` random crops of `scan`'s files, as the training pipeline makes them.
+    """`n` random clips of `scan`'s files, as the training pipeline slices them.
 
-    Files are taken in seeded random order, each once per pass (as the training
-    pipeline's shuffled repetition does), each cropped at a uniform random offset. The
+    Files are taken in seeded random order, each once per pass, each sliced at a uniform
+    random one of its allowed starts (`tfgan.data.slicing`). The
     randomness is NumPy's, so the crops depend on `seed` alone: the training pipeline's
     own shuffle would also depend on whether some earlier code set TensorFlow's global
     seed (training does), and scores would change between processes.
@@ -198,10 +198,10 @@ def random_crops(scan, data_cfg, stats, n: int, seed: int) -> tuple[np.ndarray, 
     passes = -(-n // len(scan.paths))
     order = np.concatenate([rng.permutation(len(scan.paths)) for _ in range(passes)])[:n]
     offsets = tf.data.Dataset.from_tensor_slices(rng.uniform(size=n).astype(np.float32))
-    # The pipeline's own decode and crop, so the crops are exactly what training sees.
-    waves = pipeline._decoded(_subset(scan, order), data_cfg, with_labels=True)
-    ds = tf.data.Dataset.zip((waves, offsets)).map(
-        lambda wave_label, f: (pipeline._crop(wave_label[0], data_cfg, f), wave_label[1]),
+    # The pipeline's own decoding and slicing, so the clips are exactly what training sees.
+    files = pipeline.decoded_files(_subset(scan, order), data_cfg)
+    ds = tf.data.Dataset.zip((files, offsets)).map(
+        lambda e, f: (pipeline.clip_of(e, f, data_cfg), e["label"]),
         num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(256).map(
         lambda w, y: (audio.normalise(audio.log_magnitude(w, data_cfg), stats)[..., None], y))

@@ -7,21 +7,33 @@ from keras import layers
 
 from tfgan.models.batchnorm import batch_norm
 from tfgan.models.generator import _check_size
-from tfgan.models.spectral import maybe_spectral
+from tfgan.models.spectral import check_norm, maybe_spectral, neutral_logit
 
 
 class ConvBlock(layers.Layer):
-    """Conv2D(3x3, stride 1) -> BatchNorm -> ReLU, optionally followed by MaxPool(2)."""
+    """Conv2D(3x3, stride 1) -> BatchNorm -> ReLU, optionally followed by MaxPool(2).
 
-    def __init__(self, width, pool=False, spectral_norm=False, sync_batchnorm=False, **kwargs):
+    Without normalisation (`norm="none"`) the convolution gets a bias, and the last block
+    of a residual branch (`zero_init`) starts with a zero kernel, so the branch starts as
+    the identity (R3GAN, and Goyal et al., 2017 for the same idea with BatchNorm's scale).
+    """
+
+    def __init__(self, width, pool=False, spectral_norm=False, sync_batchnorm=False,
+                 norm="batch", zero_init=False, **kwargs):
         super().__init__(**kwargs)
-        self.conv = maybe_spectral(layers.Conv2D(width, 3, padding="same", use_bias=False),
-                                   spectral_norm)
-        self.norm = batch_norm(sync_batchnorm)
+        batch = norm == "batch"
+        # (A zero kernel has no direction for spectral normalisation to normalise.)
+        init = "zeros" if zero_init and not batch and not spectral_norm else "glorot_uniform"
+        self.conv = maybe_spectral(layers.Conv2D(width, 3, padding="same", use_bias=not batch,
+                                                 kernel_initializer=init), spectral_norm)
+        self.norm = batch_norm(sync_batchnorm) if batch else None
         self.pool = layers.MaxPooling2D(2) if pool else None
 
     def call(self, x, training=False):
-        x = keras.ops.relu(self.norm(self.conv(x, training=training), training=training))
+        x = self.conv(x, training=training)
+        if self.norm is not None:
+            x = self.norm(x, training=training)
+        x = keras.ops.relu(x)
         return self.pool(x) if self.pool is not None else x
 
 
@@ -32,35 +44,40 @@ class ResNet9Discriminator(keras.Model):
     `[batch, size, size, 1]` -> `[batch, 1]` float32 logit. With c = base_width, size 64:
     prep 64x64xc -> 32x32x2c -> +res -> 16x16x4c -> 8x8x8c -> +res -> global max -> 1.
 
+    The logit layer starts at zero (see `neutral_logit`): every logit is 0 at any seed.
+
     Args:
       size: input height and width, 64 or 128.
       base_width: `c`.
       spectral_norm: spectral normalisation on every Conv/Dense (balance control).
       sync_batchnorm: synchronise BatchNorm statistics across replicas.
+      norm: "batch" (the reference) or "none" (no normalisation, zero-initialised
+        residual branches, as R3GAN's D).
     """
 
     def __init__(self, size: int = 64, base_width: int = 64, spectral_norm: bool = False,
-                 sync_batchnorm: bool = False, **kwargs):
+                 sync_batchnorm: bool = False, norm: str = "batch", **kwargs):
         super().__init__(**kwargs)
         _check_size("size", size)
         if base_width < 1:
             raise ValueError(f"base_width must be positive. Received: base_width={base_width}")
-        self.size, self.base_width = size, base_width
+        check_norm(norm)
+        self.size, self.base_width, self.norm = size, base_width, norm
         self.spectral_norm, self.sync_batchnorm = spectral_norm, sync_batchnorm
         c = base_width
 
-        def block(width, pool=False):
-            return ConvBlock(width, pool, spectral_norm, sync_batchnorm)
+        def block(width, pool=False, zero_init=False):
+            return ConvBlock(width, pool, spectral_norm, sync_batchnorm, norm, zero_init)
 
         self.prep = block(c)                                  # [b, s, s, c]
         self.layer1 = block(2 * c, pool=True)                 # [b, s/2, s/2, 2c]
-        self.res1 = [block(2 * c), block(2 * c)]              # same, added to its input
+        self.res1 = [block(2 * c), block(2 * c, zero_init=True)]  # same, added to its input
         self.layer2 = block(4 * c, pool=True)                 # [b, s/4, s/4, 4c]
         self.layer3 = block(8 * c, pool=True)                 # [b, s/8, s/8, 8c]
-        self.res3 = [block(8 * c), block(8 * c)]              # same, added to its input
+        self.res3 = [block(8 * c), block(8 * c, zero_init=True)]  # same, added to its input
         self.pool = layers.GlobalMaxPooling2D()               # [b, 8c]
         self.flatten = layers.Flatten()
-        self.logit = maybe_spectral(layers.Dense(1, dtype="float32"), spectral_norm)
+        self.logit = neutral_logit(spectral_norm)
 
     def call(self, x, training=False):
         x = self.layer1(self.prep(x, training=training), training=training)
@@ -71,4 +88,5 @@ class ResNet9Discriminator(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "size": self.size, "base_width": self.base_width,
-                "spectral_norm": self.spectral_norm, "sync_batchnorm": self.sync_batchnorm}
+                "spectral_norm": self.spectral_norm, "sync_batchnorm": self.sync_batchnorm,
+                "norm": self.norm}

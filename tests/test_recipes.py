@@ -1,0 +1,212 @@
+"""The modern recipe's pieces: config resolution, the relativistic loss, R1/R2 penalties,
+neutral discriminators, the EMA's ramp and statistics, float16 penalties."""
+
+import argparse
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfgan import losses
+from tfgan.config import Config, penalty_gamma, preset, with_recipe
+from tfgan.gan import GAN
+from tfgan.models import Generator, build_discriminator
+from training import cli
+
+
+def _flags(*argv):
+    p = argparse.ArgumentParser()
+    cli.add_model_flags(p)
+    cli.add_train_flags(p)
+    return p.parse_args(argv)
+
+
+# ------------------------------------------------------------------------------ config
+
+def test_modern_recipe_sets_its_defaults():
+    c = preset("cpu", "modern").validate()
+    assert c.train.recipe == "modern" and c.train.loss == "rpgan"
+    assert c.model.d_norm == "none"
+    assert (c.train.beta_1, c.train.beta_2) == (0.0, 0.99)
+    assert c.train.r1_gamma == c.train.r2_gamma == pytest.approx(0.0256)
+    assert c.train.augment == "shift,tmask,fmask" and c.train.ema_decay > 0
+
+
+def test_reference_recipe_is_the_earlier_attempts_training():
+    c = preset("cpu", "reference")
+    assert (c.train.loss, c.model.d_norm, c.train.beta_1) == ("nonsaturating", "batch", 0.5)
+    assert c.train.r1_gamma == c.train.r2_gamma == c.train.ema_decay == 0
+    assert c.train.augment == ""
+
+
+def test_explicit_flags_win_over_the_recipe():
+    base = preset("cpu", "reference")
+    c = cli.apply_flags(base, _flags("--recipe", "modern", "--beta-1", "0.5", "--d-norm",
+                                     "batch", "--r2-gamma", "0")).validate()
+    assert c.train.loss == "rpgan"  # from the recipe
+    assert c.train.beta_1 == 0.5 and c.model.d_norm == "batch" and c.train.r2_gamma == 0
+
+
+def test_penalty_gamma_follows_stylegan2_ada():
+    assert penalty_gamma(64, 32) == pytest.approx(0.0256)
+    assert penalty_gamma(128, 64) == pytest.approx(0.0512)
+
+
+def test_wgan_gp_refuses_a_batchnorm_critic():
+    c = with_recipe(preset("cpu"), "reference")
+    bad = dataclasses.replace(c, train=dataclasses.replace(c.train, loss="wgan-gp"))
+    with pytest.raises(ValueError, match="--d-norm none"):
+        bad.validate()
+    ok = dataclasses.replace(bad, model=dataclasses.replace(bad.model, d_norm="none"))
+    ok.validate()
+
+
+def test_a_version_1_config_keeps_its_old_behaviour():
+    old = {"version": 1, "data": {"sample_rate": 8000}, "train": {"steps": 10}}
+    c = Config.from_dict(old)
+    assert c.data.slice == "random" and c.train.eval_every == 0 and c.train.ema_rampup == 0
+    assert Config.from_dict({"version": 2}).data.slice == "auto"
+
+
+# ------------------------------------------------------------------------------ losses
+
+def test_rpgan_losses_by_hand():
+    real = tf.constant([[2.0], [-1.0]])
+    fake = tf.constant([[0.0], [1.0]])
+    g_loss, d_loss = losses.get("rpgan")
+    # softplus(f - r): softplus(-2) = log(1 + e^-2), softplus(2) = log(1 + e^2)
+    np.testing.assert_allclose(d_loss(real, fake).numpy(),
+                               [np.log1p(np.exp(-2.0)), np.log1p(np.exp(2.0))], rtol=1e-6)
+    np.testing.assert_allclose(g_loss(fake, real).numpy(),
+                               [np.log1p(np.exp(2.0)), np.log1p(np.exp(-2.0))], rtol=1e-6)
+
+
+# ------------------------------------------------------------------- neutral D at init
+
+@pytest.mark.parametrize("disc", ["simple", "resnet9"])
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_discriminators_start_neutral_at_every_seed(disc, norm):
+    x = tf.random.stateless_uniform([16, 64, 64, 1], seed=[1, 2], minval=-1, maxval=1)
+    for seed in (0, 1, 2):
+        keras.utils.set_random_seed(seed)
+        d = build_discriminator(disc, size=64, base_width=8, norm=norm)
+        for training in (False, True):
+            logits = d(x, training=training).numpy()
+            assert np.abs(logits).max() < 1e-6, (seed, training)
+
+
+def test_norm_none_has_no_batchnorm_and_zero_residual_branches():
+    d = build_discriminator("resnet9", size=64, base_width=4, norm="none")
+    d(tf.zeros([1, 64, 64, 1]))
+    assert not [w for w in d.weights if "moving" in w.path]
+    for branch in (d.res1, d.res3):
+        assert np.all(branch[1].conv.kernel.numpy() == 0)
+        assert np.any(branch[0].conv.kernel.numpy() != 0)
+
+
+# ------------------------------------------------------------------------------ penalties
+
+class Linear(keras.Model):
+    """D(x) = <w, x>: its input gradient is w for every x."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = self.add_weight(shape=w.shape, initializer=keras.initializers.Constant(w))
+
+    def call(self, x, training=False):
+        return tf.reduce_sum(tf.cast(x, tf.float32) * self.w, axis=[1, 2, 3])[:, None]
+
+
+def _gan(disc, **kw):
+    g = Generator(latent_dim=8, size=64, base_width=4)
+    gan = GAN(g, disc, latent_dim=8, **kw)
+    gan.compile(d_optimizer=keras.optimizers.Adam(), g_optimizer=keras.optimizers.Adam(),
+                loss="rpgan")
+    return gan
+
+
+def test_r1_and_r2_are_gamma_over_two_squared_input_gradient():
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal([1, 64, 64, 1]).astype(np.float32)
+    gan = _gan(Linear(w))
+    x = tf.constant(rng.uniform(-1, 1, [3, 64, 64, 1]).astype(np.float32))
+    logits, penalty = gan._penalised(x, 0.3, gan.d_optimizer)
+    np.testing.assert_allclose(penalty.numpy(), [0.15 * np.sum(w ** 2)] * 3, rtol=1e-5)
+    np.testing.assert_allclose(logits.numpy()[:, 0], np.sum(x.numpy() * w, axis=(1, 2, 3)),
+                               rtol=1e-5)
+    _, none = gan._penalised(x, 0.0, gan.d_optimizer)
+    assert np.all(none.numpy() == 0)
+
+
+def test_d_loss_adds_both_penalties():
+    """With R1 and R2 on a linear critic, D's loss is the pairing loss + gamma ||w||^2."""
+    rng = np.random.default_rng(1)
+    w = 0.01 * rng.standard_normal([1, 64, 64, 1]).astype(np.float32)
+    gan = _gan(Linear(w), r1_gamma=0.2, r2_gamma=0.4)
+    real = tf.constant(rng.uniform(-1, 1, [4, 64, 64, 1]).astype(np.float32))
+    z = tf.random.stateless_normal([4, 8], seed=[0, 0])
+    loss, real_logits, fake_logits, _, penalty = gan._d_step(real, z, 4.0, 0)
+    pairing = losses.rpgan_discriminator_loss(real_logits, fake_logits).numpy()
+    expected = np.mean(pairing) + 0.5 * (0.2 + 0.4) * np.sum(w ** 2)
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    np.testing.assert_allclose(penalty.numpy(), 0.3 * np.sum(w ** 2), rtol=1e-5)
+
+
+def test_r1_under_mixed_float16_matches_float32():
+    """Loss scaling keeps R1's tiny input gradients from underflowing in float16."""
+    x = tf.random.stateless_uniform([4, 64, 64, 1], seed=[3, 4], minval=-1, maxval=1)
+
+    def penalty(policy, scaled):
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            keras.utils.set_random_seed(0)
+            d = build_discriminator("simple", size=64, base_width=8, norm="none")
+            d(x)
+            # A small logit layer makes the input gradients tiny, as late in training.
+            d.logit.kernel.assign(1e-5 * tf.ones_like(d.logit.kernel))
+            g = Generator(latent_dim=8, size=64, base_width=4)
+            gan = GAN(g, d, latent_dim=8)
+            opt = keras.optimizers.Adam()
+            if scaled:
+                opt = keras.optimizers.LossScaleOptimizer(opt)
+            gan.compile(d_optimizer=opt, g_optimizer=keras.optimizers.Adam(), loss="rpgan")
+            opt.build(d.trainable_variables)
+            return gan._penalised(x, 1.0, opt)[1].numpy()
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+
+    exact = penalty("float32", False)
+    assert np.all(exact > 0)
+    np.testing.assert_allclose(penalty("mixed_float16", True), exact, rtol=0.05)
+    # Without the scale the float16 gradients underflow: the test above would catch that.
+    unscaled = penalty("mixed_float16", False)
+    assert np.max(np.abs(unscaled - exact) / exact) > 0.05
+
+
+# ------------------------------------------------------------------------------ EMA
+
+def test_ema_decay_ramps_up():
+    gan = _gan(Linear(np.zeros([1, 64, 64, 1], np.float32)), ema_decay=0.999, ema_rampup=10,
+               ema_generator=Generator(latent_dim=8, size=64, base_width=4))
+    assert float(gan.ema_decay_at(0)) == pytest.approx(0.1)
+    assert float(gan.ema_decay_at(990)) == pytest.approx(991 / 1000)
+    assert float(gan.ema_decay_at(10 ** 6)) == pytest.approx(0.999)
+
+
+def test_ema_generator_gets_its_own_batchnorm_statistics():
+    ema = Generator(latent_dim=8, size=64, base_width=4)
+    ema(tf.zeros([1, 8]))
+    gan = _gan(Linear(np.zeros([1, 64, 64, 1], np.float32)), ema_decay=0.9,
+               ema_generator=ema)
+    z = tf.random.stateless_normal([512, 8], seed=[0, 65537])
+    before = np.abs(ema(z, training=False).numpy() - ema(z, training=True).numpy()).max()
+    momenta = [n.momentum for n in ema._flatten_layers()
+               if isinstance(n, keras.layers.BatchNormalization)]
+    gan.refresh_ema_statistics(batch_size=512, seed=0)
+    after = np.abs(ema(z, training=False).numpy() - ema(z, training=True).numpy()).max()
+    assert before > 0.05  # initial statistics (0, 1) are not the generator's
+    assert after < 1e-3  # inference now normalises with the EMA generator's own statistics
+    assert [n.momentum for n in ema._flatten_layers()
+            if isinstance(n, keras.layers.BatchNormalization)] == momenta

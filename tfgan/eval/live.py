@@ -1,0 +1,252 @@
+"""Quality and balance measured while a run trains.
+
+`HeldOut` is the real data a run is scored against, split so that nothing is scored by a
+classifier that learned it: the labelled files are split in half per class (seeded); the
+classifier (`tfgan.eval.classifier`) learns from the first half only, and the second half
+is split again into two disjoint real sets A and B. Every evaluation then reports
+
+* FD: Frechet distance in the classifier's embedding between G's samples and B, beside
+  FD(A, B), the distance between two real sets of the same size (the real-vs-real
+  reference: finite-sample bias included, so a generator that sampled the data would
+  score about that);
+* IS: Inception Score of G's samples beside that of A;
+* classes covered: classes that get at least COVERED_SHARE of A's share of G's samples,
+  by the classifier's argmax;
+* silent share: share of samples whose Griffin-Lim waveform has RMS below SILENT_RMS,
+  beside the same of A's spectrograms (inverted the same way, so like is compared with
+  like).
+
+`CleanBalance` measures balance on what D would see without augmentation, instance noise
+or label smoothing: D's logits on a fresh real batch and a fresh G batch, every log line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+import warnings
+from typing import Optional
+
+import numpy as np
+
+SILENT_RMS = 1e-4  # about -80 dBFS, the pipeline's own silence threshold
+COVERED_SHARE = 0.25
+CLIPS_PER_LONG_FILE = 4  # real clips per held-out file that is not a one-shot
+GRIFFIN_LIM_ITERS = 16
+
+
+@dataclasses.dataclass
+class HeldOut:
+    """Real sets A and B from files the classifier never saw, and their scores."""
+
+    classifier: object
+    real_a: np.ndarray  # [n, H, W, 1]
+    real_b: np.ndarray
+    emb_b: np.ndarray
+    class_share_a: np.ndarray  # [K] share of A's clips per class (classifier argmax)
+    real: dict  # fd, is, silent_share of real data
+    files: dict  # how many files went where
+
+    @property
+    def n(self) -> int:
+        return len(self.real_a)
+
+
+def _frechet(a, b) -> float:
+    from scipy.linalg import LinAlgWarning
+
+    from tfgan.eval import metrics
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LinAlgWarning)
+        return float(metrics.frechet_distance(a, b))
+
+
+def silent_share(specs: np.ndarray, stats) -> float:
+    """Share of spectrograms `[n, H, W, 1]` whose Griffin-Lim waveform is silent."""
+    from tfgan import audio
+
+    waves = audio.to_waveform(specs, stats, GRIFFIN_LIM_ITERS).numpy()
+    return float(np.mean(audio.rms(waves) < SILENT_RMS))
+
+
+def clips_per_file(scan, cfg) -> int:
+    """1 when every file is a one-shot under the slicing policy (one clip each), else
+    CLIPS_PER_LONG_FILE."""
+    from tfgan.data import slicing
+
+    limit = max(slicing.AUTO_START_CLIPS * cfg.clip_samples,
+                slicing.AUTO_START_SECONDS * cfg.sample_rate)
+    lengths = [i.frames * cfg.sample_rate / i.rate for i in scan.infos]
+    one_shots = cfg.slice == "start" or (cfg.slice == "auto" and max(lengths) <= limit)
+    return 1 if one_shots else CLIPS_PER_LONG_FILE
+
+
+def build_held_out(scan, cfg, stats, seed: int = 0, cache_dir=None,
+                   stream=sys.stdout) -> Optional[HeldOut]:
+    """The held-out reference of a dataset, or None when it has fewer than two classes
+    (or too few files per class to split three ways)."""
+    from tfgan.eval import classifier as clf
+    from tfgan.eval import metrics
+
+    if len(scan.class_names) < 2:
+        return None
+    train_idx, scored_idx = clf.stratified_split(scan.labels, 0.5, seed)
+    scored = clf._subset(scan, scored_idx)
+    a_idx, b_idx = clf.stratified_split(scored.labels, 0.5, seed + 1)
+    if min(len(train_idx), len(a_idx), len(b_idx)) < 2 * len(scan.class_names):
+        return None
+    classifier = clf.get_classifier(clf._subset(scan, train_idx), cfg, stats,
+                                    cache_dir=cache_dir, stream=stream)
+    per_file = clips_per_file(scan, cfg)
+    n = per_file * min(len(a_idx), len(b_idx))
+    real_a, _ = clf.random_crops(clf._subset(scored, a_idx), cfg, stats, n, seed + 2)
+    real_b, _ = clf.random_crops(clf._subset(scored, b_idx), cfg, stats, n, seed + 3)
+    probs_a, emb_a = classifier.predict(real_a)
+    _, emb_b = classifier.predict(real_b)
+    share = np.bincount(np.argmax(probs_a, 1), minlength=probs_a.shape[1]) / len(probs_a)
+    real = {"fd": _frechet(emb_a, emb_b), "is": float(metrics.inception_score(probs_a)[0]),
+            "silent_share": silent_share(real_a, stats)}
+    files = {"classifier": len(train_idx), "a": len(a_idx), "b": len(b_idx),
+             "clips_per_file": per_file}
+    return HeldOut(classifier, real_a, real_b, emb_b, share, real, files)
+
+
+def score(held: HeldOut, generated: np.ndarray, stats) -> dict:
+    """FD, IS, classes covered and silent share of `generated` `[n, H, W, 1]`."""
+    from tfgan.eval import metrics
+
+    if not np.all(np.isfinite(generated)):
+        return {"fd": None, "is": None, "classes_covered": 0, "silent_share": None}
+    probs, emb = held.classifier.predict(generated)
+    share = np.bincount(np.argmax(probs, 1), minlength=probs.shape[1]) / len(probs)
+    covered = int(np.sum(share >= COVERED_SHARE * held.class_share_a))
+    return {"fd": _frechet(emb, held.emb_b), "is": float(metrics.inception_score(probs)[0]),
+            "classes_covered": covered, "n_classes": int(probs.shape[1]),
+            "silent_share": silent_share(generated, stats),
+            "class_share": [round(float(v), 4) for v in share]}
+
+
+def generate(generator, n: int, latent_dim: int, seed: int) -> np.ndarray:
+    import tensorflow as tf
+
+    z = tf.random.stateless_normal([n, latent_dim], seed=[seed, 104729])
+    return np.concatenate([generator(z[i:i + 256], training=False).numpy()
+                           for i in range(0, n, 256)]).astype(np.float32)
+
+
+class CleanBalance:
+    """D's verdict on clean inputs: a fresh real batch and a fresh batch of G(z).
+
+    Called by the metrics logger at every log line. The models run as they do in a train
+    step (training-mode BatchNorm, real and fake batches apart) but without augmentation,
+    instance noise or label smoothing, and the BatchNorm moving statistics the calls
+    update are put back, so training is unchanged.
+
+    Returns (per call): clean_real_acc (logit > 0), clean_fake_acc (logit < 0),
+    clean_rank (real logit above its paired fake's) and clean_gap (mean real logit minus
+    mean fake logit).
+    """
+
+    def __init__(self, gan, real_batches, latent_dim: int, seed: int):
+        self.gan, self.real = gan, iter(real_batches)
+        self.latent_dim, self.seed = latent_dim, seed
+
+    def __call__(self, step: int) -> dict:
+        import tensorflow as tf
+
+        g, d = self.gan.generator, self.gan.discriminator
+        state = [(v, v.numpy()) for v in g.non_trainable_variables + d.non_trainable_variables]
+        real = tf.convert_to_tensor(next(self.real), tf.float32)
+        z = tf.random.stateless_normal([int(real.shape[0]), self.latent_dim],
+                                       seed=[self.seed, 1_000_003 + step])
+        try:
+            fake = g(z, training=True)
+            real_logits = tf.reshape(tf.cast(d(real, training=True), tf.float32), [-1])
+            fake_logits = tf.reshape(tf.cast(d(fake, training=True), tf.float32), [-1])
+        finally:
+            for v, value in state:
+                v.assign(value)
+        return {"clean_real_acc": float(tf.reduce_mean(tf.cast(real_logits > 0, tf.float32))),
+                "clean_fake_acc": float(tf.reduce_mean(tf.cast(fake_logits < 0, tf.float32))),
+                "clean_rank": float(tf.reduce_mean(tf.cast(real_logits > fake_logits,
+                                                           tf.float32))),
+                "clean_gap": float(tf.reduce_mean(real_logits) - tf.reduce_mean(fake_logits))}
+
+
+def make_quality_monitor(counter, every: int, gan, held: HeldOut, stats, config, run,
+                         best_saver=None, writer=None, stream=sys.stdout):
+    """The callback that evaluates quality every `every` steps (see module docstring).
+
+    Args:
+      counter: the trainer's StepCounter.
+      every: steps between evaluations.
+      gan: the GAN (its `sampler()` is scored, after `refresh_ema_statistics`).
+      held: the held-out reference (`build_held_out`).
+      stats: normalisation statistics (for Griffin-Lim).
+      config: the run's config (latent size, seed).
+      run: the RunDir whose metrics.jsonl gets the quality rows.
+      best_saver: `f(step, fd)` saving the best checkpoint; None: no best checkpoint.
+      writer: TensorBoard writer or None.
+      stream: where the quality line is printed.
+    """
+    import keras
+    import tensorflow as tf
+
+    class _Monitor(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.best = _read_best(run)
+
+        def on_train_batch_end(self, batch, logs=None):
+            step = counter.step
+            if step % every:
+                return
+            t0 = time.perf_counter()
+            gan.refresh_ema_statistics()
+            generated = generate(gan.sampler(), held.n, config.model.latent_dim,
+                                 config.train.seed)
+            scores = score(held, generated, stats)
+            record = {"step": step, "kind": "eval", **scores,
+                      "fd_real": held.real["fd"], "is_real": held.real["is"],
+                      "silent_share_real": held.real["silent_share"], "n": held.n,
+                      "eval_seconds": round(time.perf_counter() - t0, 2)}
+            fd = scores["fd"]
+            if fd is not None and best_saver is not None and (self.best is None
+                                                              or fd < self.best["fd"]):
+                best_saver(step, fd)
+                self.best = {"step": step, "fd": fd}
+            record["best_step"] = self.best["step"] if self.best else None
+            with open(run.metrics_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            if writer is not None:
+                with writer.as_default(step=step):
+                    for k in ("fd", "is", "classes_covered", "silent_share"):
+                        if scores.get(k) is not None:
+                            tf.summary.scalar(f"eval/{k}", scores[k])
+            print(_line(record), file=stream, flush=True)
+
+    return _Monitor()
+
+
+def _line(r: dict) -> str:
+    def num(v, fmt):
+        return "n/a" if v is None else fmt.format(v)
+
+    return (f"eval   {r['step']:>6}  FD {num(r['fd'], '{:.2f}')} (real {r['fd_real']:.2f})  "
+            f"IS {num(r['is'], '{:.2f}')} (real {r['is_real']:.2f})  classes "
+            f"{r['classes_covered']}/{r.get('n_classes', '?')}  silent "
+            f"{num(r['silent_share'], '{:.2f}')} (real {r['silent_share_real']:.2f})  "
+            f"best step {r['best_step']}  {r['eval_seconds']:.1f} s")
+
+
+def _read_best(run) -> Optional[dict]:
+    path = run.checkpoints / "best" / "best.json"
+    if path.exists():
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError:
+            return None
+    return None
