@@ -15,6 +15,7 @@ Signatures (pure TF ops; the model loads without this project installed):
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -78,13 +79,22 @@ def next_version(base: Path) -> int:
 
 
 def export(run_dir, model_base_path, version: int | None = None, checkpoint: str | None = None,
-           griffin_lim_iters: int | None = None, prefer_ema: bool = True) -> Path:
+           griffin_lim_iters: int | None = None, prefer_ema: bool = True,
+           best: bool = True) -> Path:
     """Exports the run's generator; returns the version directory.
+
+    Args:
+      checkpoint: a checkpoint prefix; by default the best step by in-training FD
+        (checkpoints/best) when the run kept one and `best`, else the newest.
 
     Raises:
       RunError: the run cannot be read, or the version already exists.
     """
     run = RunDir(run_dir)
+    source = "given"
+    if checkpoint is None:
+        checkpoint = run.best_checkpoint() if best else None
+        source = "best" if checkpoint else "newest"
     generator, config, stats, step = load_generator(run, checkpoint, prefer_ema=prefer_ema)
     base = Path(model_base_path)
     base.mkdir(parents=True, exist_ok=True)
@@ -109,7 +119,7 @@ def export(run_dir, model_base_path, version: int | None = None, checkpoint: str
         stats.save(extra / "stats.json")
         (extra / "export.json").write_text(
             f'{{"run_dir": "{Path(run_dir).resolve()}", "step": {step}, '
-            f'"griffin_lim_iters": {iters}}}\n')
+            f'"griffin_lim_iters": {iters}, "checkpoint": "{source}"}}\n')
         os.rename(tmp, final)  # atomic on one filesystem; fails if `final` appeared meanwhile
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -124,7 +134,11 @@ def main(argv=None) -> int:
     p.add_argument("--model-base-path", required=True, metavar="DIR",
                    help="TF Serving model base path; the version goes in DIR/<N>")
     p.add_argument("--version", type=int, help="version number (default: next free integer)")
-    p.add_argument("--checkpoint", metavar="PATH", help="checkpoint prefix (default: newest)")
+    p.add_argument("--checkpoint", metavar="PATH",
+                   help="checkpoint prefix (default: the best step by in-training FD, "
+                        "checkpoints/best, else the newest)")
+    p.add_argument("--last", action="store_true",
+                   help="export the newest checkpoint even when the run kept a best one")
     p.add_argument("--griffin-lim-iters", type=int,
                    help="Griffin-Lim iterations baked into the audio signature "
                         "(default: the run's setting)")
@@ -134,11 +148,12 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         path = export(args.run_dir, args.model_base_path, args.version, args.checkpoint,
-                      args.griffin_lim_iters, prefer_ema=not args.no_ema)
+                      args.griffin_lim_iters, prefer_ema=not args.no_ema, best=not args.last)
     except (RunError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"Exported {path}")
+    info = json.loads((path / "assets.extra" / "export.json").read_text())
+    print(f"Exported {path} (step {info['step']}, {info['checkpoint']} checkpoint)")
     if not args.quiet:
         subprocess.run([sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show",
                         "--dir", str(path), "--all"], check=False,

@@ -247,10 +247,14 @@ def test_gradient_penalties_enter_the_discriminator_loss(loss, r1):
     from tfgan.trainer import build_gan
 
     c = preset("cpu")
-    c = dataclasses.replace(c, model=dataclasses.replace(c.model, base_width=4),
+    c = dataclasses.replace(c, model=dataclasses.replace(c.model, base_width=4,
+                                                         d_norm="none"),
                             train=dataclasses.replace(c.train, batch_size=4, loss=loss,
                                                       r1_gamma=r1))
     gan = build_gan(c, tf.distribute.get_strategy(), "float32")
+    # D starts neutral (zero logit layer: no input gradient for R1); start it elsewhere.
+    logit = gan.discriminator.logit
+    logit.kernel.assign(tf.random.stateless_normal(logit.kernel.shape, [0, 1], stddev=0.05))
     rng = np.random.default_rng(0)
     batch = {"real": np.tanh(rng.normal(size=(4, 64, 64, 1))).astype("float32"),
              "z": rng.normal(size=(4, 2, 100)).astype("float32")}

@@ -12,7 +12,7 @@ is split again into two disjoint real sets A and B. Every evaluation then report
 * IS: Inception Score of G's samples beside that of A;
 * classes covered: classes that get at least COVERED_SHARE of A's share of G's samples,
   by the classifier's argmax;
-* silent share: share of samples whose Griffin-Lim waveform has RMS below SILENT_RMS,
+* silent share: share of samples whose Griffin-Lim waveform is silent (`silent_share`),
   beside the same of A's spectrograms (inverted the same way, so like is compared with
   like).
 
@@ -65,11 +65,19 @@ def _frechet(a, b) -> float:
 
 
 def silent_share(specs: np.ndarray, stats) -> float:
-    """Share of spectrograms `[n, H, W, 1]` whose Griffin-Lim waveform is silent."""
+    """Share of spectrograms `[n, H, W, 1]` whose Griffin-Lim waveform is silent.
+
+    Silent: RMS below SILENT_RMS, or below twice that of the all-floor spectrogram (every
+    cell at -1, the normalised range's bottom). The floor is mean - 3 std per bin, which
+    for quiet data inverts to a faint hiss above SILENT_RMS; a generator that outputs the
+    floor is making silence all the same.
+    """
     from tfgan import audio
 
+    floor = audio.to_waveform(-np.ones_like(specs[:1]), stats, GRIFFIN_LIM_ITERS).numpy()
+    threshold = max(SILENT_RMS, 2.0 * float(audio.rms(floor)[0]))
     waves = audio.to_waveform(specs, stats, GRIFFIN_LIM_ITERS).numpy()
-    return float(np.mean(audio.rms(waves) < SILENT_RMS))
+    return float(np.mean(audio.rms(waves) < threshold))
 
 
 def clips_per_file(scan, cfg) -> int:
