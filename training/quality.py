@@ -60,8 +60,12 @@ def one_sided_share(rows: list[dict], relativistic: bool) -> float | None:
     return sum(flags) / len(flags) if flags else None
 
 
-def summarize_run(run_dir) -> dict | None:
-    """The target figures of one finished run, or None when it has no evaluation."""
+def summarize_run(run_dir, raw: bool = False) -> dict | None:
+    """The target figures of one finished run, or None when it has no evaluation.
+
+    With `raw`, the live generator's figures where the run also kept an EMA: the EMA
+    only reads G's weights, so they are those of the same run without an EMA.
+    """
     from tfgan.rundir import RunDir
 
     run = RunDir(run_dir)
@@ -69,6 +73,10 @@ def summarize_run(run_dir) -> dict | None:
     evals = run.read_metrics("eval")
     if not evals:
         return None
+    if raw:
+        evals = [{**r, **{k: r[f"{k}_raw"] for k in ("fd", "is", "classes_covered",
+                                                      "silent_share") if f"{k}_raw" in r}}
+                 for r in evals]
     last = evals[-1]
     ok = last["fd"] is not None
     out = {
@@ -132,7 +140,7 @@ def render(cells: dict, missing: list[str]) -> str:
     ttq = []
     for name, s in sorted(cells.items()):
         if s["recipe"] == "modern":
-            ref = cells.get(name.replace("-modern-", "-reference-"))
+            ref = cells.get(f"{s['data']}-reference-s{s['seed']}")
             if ref:
                 t = time_to_quality(s, ref)
                 ttq.append(f"- {name}: reaches the reference's final FD ({ref['fd']:.2f}) at "
@@ -154,6 +162,10 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--out", default="docs/quality", help="report folder (runs under OUT/runs)")
     p.add_argument("--report-only", action="store_true", help="train nothing; report what is done")
+    p.add_argument("--raw", action="store_true",
+                   help="report the live generator where a run also kept an EMA")
+    p.add_argument("--tag", default="",
+                   help="suffix of the cell names, for a variant trained with extra flags")
     p.add_argument("run_flags", nargs=argparse.REMAINDER,
                    help="after --: more training.run flags for every cell (e.g. -- --steps 600)")
     args = p.parse_args(argv)
@@ -168,7 +180,7 @@ def main(argv=None) -> int:
         label = Path(data).name if data not in ("builtin", "instruments") else data
         for seed in args.seeds:
             for recipe in args.recipes:
-                name = f"{label}-{recipe}-s{seed}"
+                name = f"{label}-{recipe}-s{seed}" + (f"-{args.tag}" if args.tag else "")
                 run_dir = out / "runs" / name
                 run = RunDir(run_dir)
                 done = run.exists() and _finished(run)
@@ -186,11 +198,11 @@ def main(argv=None) -> int:
                         print(f"{name}: training.run exited {code}", file=sys.stderr)
                         return code
                     done = True
-                summary = summarize_run(run_dir) if done else None
+                summary = summarize_run(run_dir, args.raw) if done else None
                 if summary is None:
                     missing.append(name)
                 else:
-                    cells[name] = summary
+                    cells[name] = {**summary, "data": label, "seed": seed, "tag": args.tag}
     text = render(cells, missing)
     print(text)
     (out / "quality.md").write_text(text + "\n")

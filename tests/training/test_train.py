@@ -135,7 +135,7 @@ import dataclasses
 # Two replicas synchronise BatchNorm, which runs Keras's unfused ops; the single-replica
 # references run the same ops, so the comparison isolates the split of the batch.
 FusedBatchNorm._fusable = lambda self, *args: False
-c = preset("cpu")
+c = preset("cpu", "reference")  # no augmentation: the replicas must agree exactly
 c = dataclasses.replace(c, model=dataclasses.replace(c.model, base_width=4, disc=sys.argv[1]),
                         train=dataclasses.replace(c.train, batch_size=8))
 rng = np.random.default_rng(0)
@@ -157,6 +157,8 @@ def one_step(strategy):
     for x in ds:
         out = step(x)
     d_loss = float(strategy.reduce("MEAN", out["d_loss"], axis=None))
+    global d_norm
+    d_norm = float(strategy.reduce("MEAN", out["d_grad_norm"], axis=None))
     return [w.numpy() for w in gan.generator.weights + gan.discriminator.weights], start, d_loss
 
 def relative_change(a_list, b_list):
@@ -166,6 +168,7 @@ def relative_change(a_list, b_list):
     return diff / size
 
 one, start, d1 = one_step(tf.distribute.get_strategy())
+n1 = d_norm
 # Float noise baseline: the same single-replica step on the batch in reverse order, which
 # is the same computation mathematically.
 forward = dict(batch)
@@ -175,10 +178,11 @@ batch = forward
 two_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 assert two_strategy.num_replicas_in_sync == 2
 two, start2, d2 = one_step(two_strategy)
+n2 = d_norm
 assert all(np.array_equal(a, b) for a, b in zip(start, start2))
 moved = sum(float(np.max(np.abs(a - s))) > 0 for a, s in zip(one, start))
 print(json.dumps({"two": relative_change(one, two), "perm": relative_change(one, perm),
-                  "moved": moved, "d1": d1, "d2": d2, "n": len(one)}))
+                  "moved": moved, "d1": d1, "d2": d2, "n": len(one), "n1": n1, "n2": n2}))
 """
 
 
@@ -193,6 +197,9 @@ def test_one_and_two_replicas_give_the_same_update(disc):
     # a replica-dependent loss scale or unsynchronised BatchNorm would change it by ~100%.
     assert result["two"] < max(1e-4, 3 * result["perm"]) and result["two"] < 0.2, result
     assert abs(result["d1"] - result["d2"]) < 1e-4, result
+    # The logged gradient norm is that of the summed (all-reduced) gradient: one replica's
+    # share alone would be about half of it.
+    assert result["n2"] == pytest.approx(result["n1"], rel=0.05), result
 
 
 MIXED_SCRIPT = r"""

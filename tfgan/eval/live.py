@@ -221,6 +221,14 @@ def make_quality_monitor(counter, every: int, gan, held: HeldOut, stats, config,
                       "fd_real": held.real["fd"], "is_real": held.real["is"],
                       "silent_share_real": held.real["silent_share"], "n": held.n,
                       "eval_seconds": round(time.perf_counter() - t0, 2)}
+            if gan.ema_generator is not None:
+                # The live generator too: whether the average helps at this point of the
+                # run is a measurement, not an assumption.
+                raw = score(held, generate(gan.generator, held.n, config.model.latent_dim,
+                                           config.train.seed), stats)
+                record.update(fd_raw=raw["fd"], is_raw=raw["is"],
+                              classes_covered_raw=raw["classes_covered"],
+                              silent_share_raw=raw["silent_share"])
             fd = scores["fd"]
             if fd is not None and best_saver is not None and (self.best is None
                                                               or fd < self.best["fd"]):
@@ -243,7 +251,8 @@ def _line(r: dict) -> str:
     def num(v, fmt):
         return "n/a" if v is None else fmt.format(v)
 
-    return (f"eval   {r['step']:>6}  FD {num(r['fd'], '{:.2f}')} (real {r['fd_real']:.2f})  "
+    raw = f" [raw G {num(r['fd_raw'], '{:.2f}')}]" if "fd_raw" in r else ""
+    return (f"eval   {r['step']:>6}  FD {num(r['fd'], '{:.2f}')}{raw} (real {r['fd_real']:.2f})  "
             f"IS {num(r['is'], '{:.2f}')} (real {r['is_real']:.2f})  classes "
             f"{r['classes_covered']}/{r.get('n_classes', '?')}  silent "
             f"{num(r['silent_share'], '{:.2f}')} (real {r['silent_share_real']:.2f})  "
