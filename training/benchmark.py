@@ -127,7 +127,8 @@ def base_config(args):
     """The config every arm starts from: preset plus the benchmark's shared settings."""
     from tfgan.config import preset
 
-    config = preset(args.preset)
+    # The arms are defined on the reference recipe (the earlier attempt's training).
+    config = preset(args.preset, "reference")
     steps = args.steps
     log_every = args.log_every or max(1, steps // 100)
     return dataclasses.replace(

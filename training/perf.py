@@ -113,7 +113,7 @@ def torch_available() -> bool:
 def variant_config(preset_name: str, disc: str, batch=None, base_width=None, size=None):
     from tfgan.config import preset
 
-    cfg = preset(preset_name)
+    cfg = preset(preset_name, "reference")  # the recipe both frameworks implement
     m, d, t = cfg.model, cfg.data, cfg.train
     if size is not None and size != m.height:
         d = dataclasses.replace(d, n_fft=2 * size, hop_length=size, n_bins=size, n_frames=size)
@@ -318,7 +318,7 @@ def bench_pipeline(quick: bool, tmp: Path) -> dict:
     from tfgan.config import preset
     from tfgan.data import decoders, pipeline
 
-    cfg = preset("cpu")
+    cfg = preset("cpu", "reference")
     data_cfg, batch = cfg.data, cfg.train.batch_size if not quick else 8
     root = pipeline.builtin_or(None)
     if quick:
@@ -765,7 +765,7 @@ def bench_serving(quick: bool, tmp: Path) -> dict:
     from tfgan.config import preset
     from tfgan.data import pipeline
 
-    cfg = preset("cpu")
+    cfg = preset("cpu", "reference")
     if quick:
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, base_width=4),
                                   train=dataclasses.replace(cfg.train, griffin_lim_iters=4))

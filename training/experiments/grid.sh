@@ -1,7 +1,13 @@
 #!/bin/bash
-# The quality grid behind README's tables: 3000 steps (the default run's budget), simple D.
-# Cells already finished are reused, interrupted ones resumed (training.quality).
-# Usage: training/experiments/grid.sh {builtin|instruments} "SEEDS"
+# The quality grid behind README's "Quality" table: the default run's budget (cpu preset,
+# 3000 steps, simple D) per dataset, recipe and seed. Finished cells are reused and
+# interrupted ones resumed (training.quality), so the grid can fill over several sittings.
+#
+# The modern cells are named "-bn": they were trained while the modern recipe still had
+# R3GAN's normalisation-free D, so they pass --d-norm batch, today's recipe default.
+#
+# Usage: training/experiments/grid.sh {builtin|instruments} "SEEDS"; then
+#        python -m training.quality --report-only --data builtin instruments --seeds 0 1 2
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 data=$1; seeds=${2:-0}

@@ -9,9 +9,3 @@ case $1 in
   a) run noaug --augment "" ; run gamma0.005 --r1-gamma 0.005 --r2-gamma 0.005 ;;
   b) run dnormbatch --d-norm batch ; run gamma0.1 --r1-gamma 0.1 --r2-gamma 0.1 ;;
 esac
-# Second round (after BatchNorm in D won on FD but brought back D's dominance): learning
-# rates for the normalisation-free D.
-case $1 in
-  c) run ttur --lr 1e-4 --d-lr-scale 4 ;;
-  d) run lr5e-4 --lr 5e-4 ;;
-esac
