@@ -117,9 +117,9 @@ def export(run_dir, model_base_path, version: int | None = None, checkpoint: str
         extra.mkdir()
         (extra / "config.json").write_text(config.to_json())
         stats.save(extra / "stats.json")
-        (extra / "export.json").write_text(
-            f'{{"run_dir": "{Path(run_dir).resolve()}", "step": {step}, '
-            f'"griffin_lim_iters": {iters}, "checkpoint": "{source}"}}\n')
+        (extra / "export.json").write_text(json.dumps(
+            {"run_dir": str(Path(run_dir).resolve()), "step": step, "griffin_lim_iters": iters,
+             "checkpoint": source}) + "\n")
         os.rename(tmp, final)  # atomic on one filesystem; fails if `final` appeared meanwhile
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

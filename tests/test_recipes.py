@@ -69,6 +69,9 @@ def test_a_version_1_config_keeps_its_old_behaviour():
     old = {"version": 1, "data": {"sample_rate": 8000}, "train": {"steps": 10}}
     c = Config.from_dict(old)
     assert c.data.slice == "random" and c.train.eval_every == 0 and c.train.ema_rampup == 0
+    assert not c.data.weight_by_length  # one example per file per pass, as then
+    # A version 1 WGAN-GP run had a BatchNorm critic; it still resumes.
+    Config.from_dict({"version": 1, "train": {"loss": "wgan-gp"}}).validate()
     assert Config.from_dict({"version": 2}).data.slice == "auto"
 
 
@@ -97,6 +100,37 @@ def test_discriminators_start_neutral_at_every_seed(disc, norm):
         for training in (False, True):
             logits = d(x, training=training).numpy()
             assert np.abs(logits).max() < 1e-6, (seed, training)
+
+
+def test_zero_initialised_residual_branches_still_learn():
+    """The zero-initialised last conv of a branch is linear, so gradients reach it (through
+    a ReLU at exactly 0 they would not, and the branch would stay zero for ever); the
+    branch's first conv gets gradients once the last has moved off zero."""
+    keras.utils.set_random_seed(0)
+    d = build_discriminator("resnet9", size=64, base_width=4, norm="none")
+    x = tf.random.stateless_uniform([4, 64, 64, 1], seed=[5, 6], minval=-1, maxval=1)
+    d(x)
+    d.logit.kernel.assign(tf.random.stateless_normal(d.logit.kernel.shape, [0, 1]))
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(d(x, training=True))
+    grads = tape.gradient(total, [d.res1[1].conv.kernel, d.res3[1].conv.kernel])
+    assert all(float(tf.norm(g)) > 0 for g in grads)
+
+
+def test_an_overflowing_penalty_is_a_skipped_step_not_a_divergence():
+    """Under loss scaling an infinite penalty skips the update; the logged loss stays finite."""
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal([1, 64, 64, 1]).astype(np.float32)
+    gan = _gan(Linear(w), r1_gamma=1e38)
+    opt = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam())
+    gan.compile(d_optimizer=opt, g_optimizer=keras.optimizers.Adam(), loss="rpgan")
+    opt.build(gan.discriminator.trainable_variables)
+    real = tf.constant(rng.uniform(-1, 1, [4, 64, 64, 1]).astype(np.float32))
+    z = tf.random.stateless_normal([4, 8], seed=[0, 0])
+    before = gan.discriminator.w.numpy().copy()
+    loss, *_, penalty = gan._d_step(real, z, 4.0, 0)
+    assert np.isfinite(float(loss)) and np.all(np.isfinite(penalty.numpy()))
+    np.testing.assert_array_equal(gan.discriminator.w.numpy(), before)  # step skipped
 
 
 def test_norm_none_has_no_batchnorm_and_zero_residual_branches():

@@ -55,6 +55,9 @@ class DataConfig:
     # files at their onset, "energy" takes random crops of a long file's loud parts,
     # "random" any crop, "auto" start for files up to ~2 clips long and energy beyond.
     slice: str = "auto"
+    # A file contributes one example per clip it holds per pass (False: one per file,
+    # the behaviour of runs written before slicing existed).
+    weight_by_length: bool = True
 
     @property
     def clip_samples(self) -> int:
@@ -198,10 +201,12 @@ class Config:
         self.data.validate()
         self.model.validate()
         self.train.validate()
-        if self.train.loss == "wgan-gp" and self.model.d_norm == "batch":
+        if (self.train.loss == "wgan-gp" and self.model.d_norm == "batch"
+                and self.version >= 2):
             # BatchNorm makes each critic output depend on the whole batch, so the
             # per-example gradient the penalty constrains is not the critic's
-            # (Gulrajani et al., 2017, section 4 advise layer norm or none).
+            # (Gulrajani et al., 2017, section 4 advise layer norm or none). Runs written
+            # before this check (version 1) still resume as they were.
             raise ValueError("loss 'wgan-gp' needs a critic without BatchNorm: pass --d-norm none. "
                              "Received: d_norm='batch'")
         if (self.model.height, self.model.width) != (self.data.n_bins, self.data.n_frames):
@@ -230,7 +235,8 @@ class Config:
 
         if version < 2:
             # Version 1 predates these fields; its runs behaved as these values say.
-            d = {**d, "data": {"slice": "random", **d.get("data", {})},
+            d = {**d, "data": {"slice": "random", "weight_by_length": False,
+                               **d.get("data", {})},
                  "train": {"eval_every": 0, "ema_rampup": 0.0, **d.get("train", {})}}
 
         def build(klass, values):

@@ -162,6 +162,13 @@ class GAN(keras.Model):
         variables = self.discriminator.trainable_variables
         grads = tape.gradient(scaled, variables)
         self.d_optimizer.apply_gradients(zip(grads, variables))
+        if isinstance(self.d_optimizer, keras.optimizers.LossScaleOptimizer):
+            # A penalty whose loss-scaled input gradient overflowed is infinite; the
+            # optimizer has skipped the step and lowered the scale, as with any overflow.
+            # Log what the loss was without it, so that this routine event is not taken
+            # for divergence.
+            penalty = tf.where(tf.math.is_finite(penalty), penalty, tf.zeros_like(penalty))
+            loss = tf.reduce_sum(per_example + penalty) / global_batch
         return loss, real_logits, fake_logits, self._grad_norm(grads, self.d_optimizer), penalty
 
     def _gradient_penalty(self, real, fake):

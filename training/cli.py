@@ -46,7 +46,8 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
                         "(random among loud parts), auto (start for files up to ~2 clips, "
                         "energy for longer ones; default)")
     g.add_argument("--d-norm", choices=D_NORMS,
-                   help="normalisation layers in D (reference recipe: batch; modern: none)")
+                   help="normalisation layers in D (both recipes: batch; none is R3GAN's "
+                        "normalisation-free D, needed by wgan-gp)")
     g.add_argument("--spectral-norm", action="store_true", default=None,
                    help="spectral normalisation on every layer of D (balance control)")
 
@@ -58,7 +59,8 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
                         "earlier attempt's) or modern (R3GAN-style); flags you pass win")
     g.add_argument("--steps", type=int, help="generator updates in total (cpu preset: 3000)")
     g.add_argument("--batch-size", type=int, help="global batch size (cpu preset: 32)")
-    g.add_argument("--loss", choices=LOSSES, help="GAN loss (default: nonsaturating BCE)")
+    g.add_argument("--loss", choices=LOSSES,
+                   help="GAN loss (modern recipe: rpgan; reference: nonsaturating BCE)")
     g.add_argument("--lr", type=float, help="generator learning rate (default 2e-4)")
     g.add_argument("--d-lr-scale", type=float,
                    help="discriminator lr = lr x this (default 1; the earlier attempt used 0.1)")
@@ -70,7 +72,8 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
                    help="auto: mixed_float16 on GPU, float32 on CPU")
     g.add_argument("--strategy", choices=STRATEGIES,
                    help="auto: MirroredStrategy with >1 GPU; multiworker reads TF_CONFIG")
-    g = p.add_argument_group("balance controls (all off by default)")
+    g = p.add_argument_group("balance controls (off in the reference recipe; the modern one "
+                             "sets R1, R2, augmentation and EMA)")
     g.add_argument("--r1-gamma", type=float,
                    help="zero-centred gradient penalty gamma/2 E|grad D|^2 on real data (R1)")
     g.add_argument("--r2-gamma", type=float, help="the same penalty on generated data (R2)")

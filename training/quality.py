@@ -114,6 +114,8 @@ def met(s: dict) -> dict:
 def time_to_quality(modern: dict, reference: dict) -> float | None:
     """First step at which modern's FD <= reference's final FD, over reference's steps."""
     goal = reference["fd"]
+    if goal is None:
+        return None
     for step, fd in modern["fd_curve"]:
         if fd is not None and fd <= goal:
             return step / reference["steps"]
@@ -141,7 +143,7 @@ def render(cells: dict, missing: list[str]) -> str:
     for name, s in sorted(cells.items()):
         if s["recipe"] == "modern":
             ref = cells.get(f"{s['data']}-reference-s{s['seed']}")
-            if ref:
+            if ref and ref["fd"] is not None:
                 t = time_to_quality(s, ref)
                 ttq.append(f"- {name}: reaches the reference's final FD ({ref['fd']:.2f}) at "
                            + ("never" if t is None else f"{t:.2f} of its steps")

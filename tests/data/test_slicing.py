@@ -100,6 +100,21 @@ def test_long_files_count_in_proportion_to_their_length(short_and_long, cfg):
     assert share_long == pytest.approx(expected / (expected + 1), abs=0.03)
 
 
+def test_a_long_files_slices_spread_over_many_batches(tmp_path, cfg):
+    """Four 10 s recordings: every batch mixes files, none is one file's slices alone."""
+    rng = np.random.default_rng(4)
+    for k in range(4):
+        (tmp_path / f"c{k}").mkdir()
+        sf.write(tmp_path / f"c{k}" / "rec.wav",
+                 (0.2 * rng.standard_normal(10 * RATE)).astype(np.float32), RATE,
+                 subtype="PCM_16")
+    scan = pipeline.scan_folder(tmp_path, cfg)
+    stats = pipeline.compute_stats(scan, cfg)
+    ds = pipeline.make_dataset(scan, cfg, stats, 8, training=True, seed=0, with_labels=True)
+    for _, labels in ds.take(10):
+        assert len(set(labels.numpy().tolist())) >= 2
+
+
 def test_training_one_shot_clips_open_on_the_onset(short_and_long, cfg):
     scan = pipeline.scan_folder(short_and_long, cfg)
     stats = pipeline.compute_stats(scan, cfg)

@@ -192,9 +192,10 @@ def make_dataset(scan: Scan, cfg: DataConfig, stats: audio.Stats, batch_size: in
     """The spectrogram pipeline.
 
     decode (tensorflow-io in graph, soundfile fallback) -> mono -> resample (soxr) ->
-    allowed clip starts (`cfg.slice`) -> cache -> [training: repeat, each file `weight`
-    times, shuffle] -> slice (a random allowed start for training, the middle one
-    otherwise) -> batch -> STFT -> log -> per-bin normalisation -> prefetch.
+    allowed clip starts (`cfg.slice`) -> cache -> [training: repeat, shuffle files,
+    `weight` random slices per file interleaved over 16 files, shuffle slices] -> (not
+    training: the middle allowed slice) -> batch -> STFT -> log -> per-bin normalisation
+    -> prefetch.
 
     Args:
       scan: the usable files (`scan_folder`).
@@ -213,15 +214,25 @@ def make_dataset(scan: Scan, cfg: DataConfig, stats: audio.Stats, batch_size: in
     if cfg.cache:
         ds = ds.cache()
     if training:
-        # A long recording appears once per clip it holds: its share of the examples
-        # follows its length, not the number of files.
-        ds = ds.repeat().flat_map(
-            lambda e: tf.data.Dataset.from_tensors(e).repeat(e["weight"]))
-        ds = ds.shuffle(min(cfg.shuffle_buffer, max(len(scan.paths), 1)), seed=seed)
-        rng = tf.data.Dataset.random(seed=seed).map(
-            lambda r: tf.cast(r % 1_000_003, tf.float32) / 1_000_003.0)
-        ds = tf.data.Dataset.zip((ds, rng)).map(
-            lambda e, f: (clip_of(e, f, cfg), e["label"]), num_parallel_calls=tf.data.AUTOTUNE)
+        n_files = max(len(scan.paths), 1)
+        ds = ds.repeat().shuffle(min(cfg.shuffle_buffer, n_files), seed=seed)
+        seeds = tf.data.Dataset.random(seed=seed)
+
+        def clips(e, file_seed):
+            # `weight` random slices of one file; a long recording gives one per clip it
+            # holds, so its share of the examples follows its length.
+            def one(i):
+                f = tf.random.stateless_uniform([], seed=tf.stack([file_seed, i]))
+                return clip_of(e, f, cfg), e["label"]
+
+            return tf.data.Dataset.range(e["weight"]).map(one)
+
+        # Several files at once, a slice from each in turn, then a shuffle of slices, so
+        # that a long file's slices spread over many batches instead of filling a few.
+        ds = tf.data.Dataset.zip((ds, seeds)).interleave(
+            clips, cycle_length=min(16, n_files), block_length=1,
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.shuffle(cfg.shuffle_buffer, seed=seed + 1)
     else:
         ds = ds.map(lambda e: (clip_of(e, slicing.EVAL_FRACTION, cfg), e["label"]),
                     num_parallel_calls=tf.data.AUTOTUNE)

@@ -91,8 +91,8 @@ def allowed_starts(wave: tf.Tensor, cfg: DataConfig, policy: str = None):
     length = tf.shape(wave)[0]
     chosen = resolve(policy, length, cfg)
     clips = tf.cast(tf.round(tf.cast(length, tf.float32) / cfg.clip_samples), tf.int64)
-    weight = tf.where(tf.equal(chosen, "start"), tf.constant(1, tf.int64),
-                      tf.maximum(clips, 1))
+    by_length = tf.logical_and(cfg.weight_by_length, tf.not_equal(chosen, "start"))
+    weight = tf.where(by_length, tf.maximum(clips, 1), tf.constant(1, tf.int64))
     starts = tf.case([
         (tf.equal(chosen, "start"), lambda: onset(wave, cfg)[None]),
         (tf.equal(chosen, "energy"), lambda: loud_starts(wave, cfg)),

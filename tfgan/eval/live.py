@@ -207,6 +207,10 @@ def make_quality_monitor(counter, every: int, gan, held: HeldOut, stats, config,
         def __init__(self):
             super().__init__()
             self.best = _read_best(run)
+            if self.best is not None and self.best["step"] > counter.step:
+                # From steps a resume will redo (killed before their checkpoint): the next
+                # evaluation replaces it.
+                self.best = None
 
         def on_train_batch_end(self, batch, logs=None):
             step = counter.step

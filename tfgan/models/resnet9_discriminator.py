@@ -14,8 +14,9 @@ class ConvBlock(layers.Layer):
     """Conv2D(3x3, stride 1) -> BatchNorm -> ReLU, optionally followed by MaxPool(2).
 
     Without normalisation (`norm="none"`) the convolution gets a bias, and the last block
-    of a residual branch (`zero_init`) starts with a zero kernel, so the branch starts as
-    the identity (R3GAN, and Goyal et al., 2017 for the same idea with BatchNorm's scale).
+    of a residual branch (`zero_init`) starts with a zero kernel and no ReLU, so the block
+    starts as the identity (R3GAN; Goyal et al., 2017 for the same idea with BatchNorm's
+    scale).
     """
 
     def __init__(self, width, pool=False, spectral_norm=False, sync_batchnorm=False,
@@ -28,12 +29,16 @@ class ConvBlock(layers.Layer):
                                                  kernel_initializer=init), spectral_norm)
         self.norm = batch_norm(sync_batchnorm) if batch else None
         self.pool = layers.MaxPooling2D(2) if pool else None
+        # A zero-initialised last layer must be linear: ReLU's gradient at 0 is 0, so the
+        # branch would stay at zero for ever.
+        self.linear = init == "zeros"
 
     def call(self, x, training=False):
         x = self.conv(x, training=training)
         if self.norm is not None:
             x = self.norm(x, training=training)
-        x = keras.ops.relu(x)
+        if not self.linear:
+            x = keras.ops.relu(x)
         return self.pool(x) if self.pool is not None else x
 
 
