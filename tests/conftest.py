@@ -158,7 +158,7 @@ def trained_run(tmp_path_factory):
         c, data=dataclasses.replace(c.data, data_dir=str(data)),
         model=dataclasses.replace(c.model, base_width=4),
         train=dataclasses.replace(c.train, steps=6, batch_size=8, log_every=3, sample_every=6,
-                                  checkpoint_every=6, griffin_lim_iters=4))
+                                  checkpoint_every=6, griffin_lim_iters=4, ema_decay=0.0))
     run = tmp_path_factory.mktemp("run") / "r"
     train(c, run, stream=io.StringIO())
     return run
