@@ -238,8 +238,11 @@ def train(config: Config, run_dir, resume: bool = False, loop: str = "fit",
     writer = tf.summary.create_file_writer(str(run.logs)) if chief else None
     held = clean = None
     if chief:
+        # One batch per log line: no cache and small buffers, so this second pipeline
+        # does not hold a second copy of the decoded data.
+        clean_data = dataclasses.replace(config.data, cache=False, shuffle_buffer=64)
         clean = CleanBalance(gan, pipeline.make_dataset(
-            scan, config.data, stats, config.train.batch_size, training=True,
+            scan, clean_data, stats, config.train.batch_size, training=True,
             seed=config.train.seed + 7_000_003 + start_step), config.model.latent_dim,
             config.train.seed)
         if config.train.eval_every and config.train.eval_every <= total:
