@@ -39,12 +39,16 @@ AUTO_START_SECONDS = 4.0  # ... and so are files up to this long
 EVAL_FRACTION = 0.5
 
 
+def one_shot_limit(cfg: DataConfig) -> float:
+    """Longest file, in samples at the configured rate, that `auto` treats as a one-shot."""
+    return max(AUTO_START_CLIPS * cfg.clip_samples, AUTO_START_SECONDS * cfg.sample_rate)
+
+
 def resolve(policy: str, length: tf.Tensor, cfg: DataConfig) -> tf.Tensor:
     """The policy a file of `length` samples gets, as a scalar string tensor."""
     if policy != "auto":
         return tf.constant(policy)
-    limit = max(AUTO_START_CLIPS * cfg.clip_samples, AUTO_START_SECONDS * cfg.sample_rate)
-    one_shot = tf.cast(length, tf.float32) <= limit
+    one_shot = tf.cast(length, tf.float32) <= one_shot_limit(cfg)
     return tf.where(one_shot, tf.constant("start"), tf.constant("energy"))
 
 

@@ -26,10 +26,11 @@ import dataclasses
 import json
 import sys
 import time
-import warnings
 from typing import Optional
 
 import numpy as np
+
+from tfgan.eval.evaluate import _frechet, generate
 
 SILENT_RMS = 1e-4  # about -80 dBFS, the pipeline's own silence threshold
 COVERED_SHARE = 0.25
@@ -54,16 +55,6 @@ class HeldOut:
         return len(self.real_a)
 
 
-def _frechet(a, b) -> float:
-    from scipy.linalg import LinAlgWarning
-
-    from tfgan.eval import metrics
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", LinAlgWarning)
-        return float(metrics.frechet_distance(a, b))
-
-
 def silent_share(specs: np.ndarray, stats) -> float:
     """Share of spectrograms `[n, H, W, 1]` whose Griffin-Lim waveform is silent.
 
@@ -85,8 +76,7 @@ def clips_per_file(scan, cfg) -> int:
     CLIPS_PER_LONG_FILE."""
     from tfgan.data import slicing
 
-    limit = max(slicing.AUTO_START_CLIPS * cfg.clip_samples,
-                slicing.AUTO_START_SECONDS * cfg.sample_rate)
+    limit = slicing.one_shot_limit(cfg)
     lengths = [i.frames * cfg.sample_rate / i.rate for i in scan.infos]
     one_shots = cfg.slice == "start" or (cfg.slice == "auto" and max(lengths) <= limit)
     return 1 if one_shots else CLIPS_PER_LONG_FILE
@@ -135,14 +125,6 @@ def score(held: HeldOut, generated: np.ndarray, stats) -> dict:
             "classes_covered": covered, "n_classes": int(probs.shape[1]),
             "silent_share": silent_share(generated, stats),
             "class_share": [round(float(v), 4) for v in share]}
-
-
-def generate(generator, n: int, latent_dim: int, seed: int) -> np.ndarray:
-    import tensorflow as tf
-
-    z = tf.random.stateless_normal([n, latent_dim], seed=[seed, 104729])
-    return np.concatenate([generator(z[i:i + 256], training=False).numpy()
-                           for i in range(0, n, 256)]).astype(np.float32)
 
 
 class CleanBalance:
