@@ -69,9 +69,11 @@ def test_preset_clip_lengths_match_docstring():
     assert spec.clip_samples / spec.sample_rate == pytest.approx(1.032)
 
 
-def test_auto_preset_follows_gpu():
-    expected = "specgan" if tf.config.list_physical_devices("GPU") else "cpu"
-    assert preset("auto").preset == expected
+@pytest.mark.parametrize("gpu, expected", [(True, "specgan"), (False, "cpu")])
+def test_auto_preset_follows_gpu(monkeypatch, gpu, expected):
+    monkeypatch.setattr(C, "gpu_available", lambda: gpu)
+    assert preset("auto") == preset(expected)
+    assert preset("auto").model.height == (128 if gpu else 64)
 
 
 def test_unknown_preset():
@@ -163,3 +165,17 @@ def test_configs_are_frozen():
 def test_d_lr():
     assert TrainConfig(lr=2e-4, d_lr_scale=0.1).d_lr == pytest.approx(2e-5)
     assert np.isclose(TrainConfig().d_lr, TrainConfig().lr)
+
+
+def test_config_accepts_exactly_the_registered_discriminators(monkeypatch):
+    import tfgan.models
+
+    with pytest.raises(ValueError, match="disc must be one of"):
+        ModelConfig(disc="patchgan").validate()
+    monkeypatch.setitem(tfgan.models.DISCRIMINATORS, "patchgan", tfgan.models.SimpleDiscriminator)
+    ModelConfig(disc="patchgan").validate()
+
+
+def test_unknown_augmentation_is_refused_by_the_config():
+    with pytest.raises(ValueError, match=r"Unknown augmentation.*\['cutout'\]"):
+        Config(train=TrainConfig(augment="shift,cutout")).validate()

@@ -21,8 +21,6 @@ from typing import Any, Optional
 
 CONFIG_VERSION = 2
 
-DISCRIMINATORS = ("simple", "resnet9")
-LOSSES = ("nonsaturating", "hinge", "wgan-gp", "rpgan")
 D_NORMS = ("batch", "none")
 SLICES = ("auto", "start", "random", "energy")
 RECIPES = ("reference", "modern")
@@ -30,6 +28,20 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 SCALES = ("linear", "mel")
 PRESETS = ("auto", "cpu", "specgan")
+
+
+# The names of discriminators and losses live with the code they name (the registries in
+# tfgan.models and tfgan.losses); these read them there, importing TensorFlow on first use.
+def discriminator_names() -> tuple:
+    from tfgan.models import DISCRIMINATORS
+
+    return tuple(DISCRIMINATORS)
+
+
+def loss_names() -> tuple:
+    from tfgan.losses import LOSSES
+
+    return tuple(LOSSES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,8 +113,10 @@ class ModelConfig:
     def validate(self) -> None:
         if self.d_norm not in D_NORMS:
             raise ValueError(f"d_norm must be one of {D_NORMS}. Received: d_norm={self.d_norm!r}")
-        if self.disc not in DISCRIMINATORS:
-            raise ValueError(f"disc must be one of {DISCRIMINATORS}. Received: disc={self.disc!r}")
+        if self.disc not in discriminator_names():
+            raise ValueError(
+                f"disc must be one of {discriminator_names()}. Received: disc={self.disc!r}"
+            )
         if self.height != self.width or self.height not in (64, 128):
             raise ValueError(
                 f"height and width must be equal, 64 or 128. Received: {self.height}x{self.width}"
@@ -157,8 +171,11 @@ class TrainConfig:
         return self.lr * self.d_lr_scale
 
     def validate(self) -> None:
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}. Received: loss={self.loss!r}")
+        if self.loss not in loss_names():
+            raise ValueError(f"loss must be one of {loss_names()}. Received: loss={self.loss!r}")
+        from tfgan import augment  # the registry of augmentation names
+
+        augment.resolve(self.augment)
         if self.recipe not in RECIPES:
             raise ValueError(f"recipe must be one of {RECIPES}. Received: recipe={self.recipe!r}")
         if min(self.r1_gamma, self.r2_gamma) < 0:

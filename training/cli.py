@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from tfgan.config import (D_NORMS, DISCRIMINATORS, LOSSES, PRECISIONS, PRESETS, RECIPES, SCALES,
-                          SLICES, STRATEGIES, Config, with_recipe)
+from tfgan import augment
+from tfgan.config import (D_NORMS, PRECISIONS, PRESETS, RECIPES, SCALES, SLICES, STRATEGIES,
+                          Config, discriminator_names, loss_names, with_recipe)
 
 # flag dest -> (config section, field). Every flag defaults to None: "not given", so that a
 # resumed run keeps its saved value unless the flag is passed again.
@@ -33,7 +34,7 @@ FLAG_FIELDS = {
 
 def add_model_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and data")
-    g.add_argument("--disc", choices=DISCRIMINATORS, help="discriminator (default: simple)")
+    g.add_argument("--disc", choices=discriminator_names(), help="discriminator (default: simple)")
     g.add_argument("--data", metavar="DIR",
                    help="folder of audio files (wav/flac/ogg/mp3, searched recursively; "
                         "sub-folders are class labels). Default: the built-in dataset")
@@ -59,7 +60,7 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
                         "earlier attempt's) or modern (R3GAN-style); flags you pass win")
     g.add_argument("--steps", type=int, help="generator updates in total (cpu preset: 3000)")
     g.add_argument("--batch-size", type=int, help="global batch size (cpu preset: 32)")
-    g.add_argument("--loss", choices=LOSSES,
+    g.add_argument("--loss", choices=loss_names(),
                    help="GAN loss (modern recipe: rpgan; reference: nonsaturating BCE)")
     g.add_argument("--lr", type=float, help="generator learning rate (default 2e-4)")
     g.add_argument("--d-lr-scale", type=float,
@@ -82,7 +83,8 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--label-smoothing", type=float,
                    help="one-sided: D's real label becomes 1 - this")
     g.add_argument("--augment", metavar="LIST",
-                   help="differentiable augmentations on D's inputs: shift,tmask,fmask")
+                   help="differentiable augmentations on D's inputs, some of: "
+                        + ",".join(augment.AUGMENTATIONS))
     g.add_argument("--ada-target", type=float,
                    help="adaptive augmentation target for E[sign(D(x))] (0.6 in the paper)")
     g.add_argument("--ada-kimg", type=float,
