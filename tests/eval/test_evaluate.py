@@ -76,8 +76,9 @@ def test_eval_writes_every_field(labelled_run, cache, capsys):
         m = ev[name]
         assert m["reason"] is None
         assert isinstance(m["generated"], float) and isinstance(m["real"], float)
-    assert 1.0 <= ev["inception_score"]["generated"] <= 3.0 + 1e-6
-    # A 4-step generator is far from the data; two real sets are close to each other.
+    # A 4-step generator is far from the data; two real sets are close to each other, and
+    # the classifier is confident about which class held-out real clips are.
+    assert ev["inception_score"]["generated"] < ev["inception_score"]["real"]
     assert ev["frechet_distance"]["real"] < ev["frechet_distance"]["generated"]
     assert set(ev["class_histogram"]) == set(clf["class_names"])
     ndb = ev["ndb"]
@@ -114,7 +115,9 @@ def test_eval_without_labels_reports_why_and_still_scores_ndb(labelled_run, tmp_
         assert ev[name]["generated"] is None and ev[name]["real"] is None
         assert "class sub-folder" in ev[name]["reason"]
     assert ev["classifier"] is None and "class sub-folder" in ev["classifier_reason"]
-    assert ev["ndb"]["generated"]["ndb"] >= 0 and ev["ndb"]["k"] == 3
+    ndb = ev["ndb"]["generated"]  # scored without labels, in k = 3 bins
+    assert ev["ndb"]["k"] == 3 and isinstance(ndb["ndb"], int)
+    assert ndb["ndb_over_k"] == pytest.approx(ndb["ndb"] / 3)
     assert json.loads((run / "eval.json").read_text()) == ev
     assert main([run, "--samples", "30"]) == 0
     assert "no classifier" in capsys.readouterr().out
@@ -156,7 +159,8 @@ def test_a_diverged_generator_is_reported_not_scored():
     q = quality(ref, fake)
     assert q["frechet_distance"]["generated"] is None and q["ndb"]["generated"]["ndb"] is None
     assert "not finite" in q["inception_score"]["reason"] and "not finite" in q["ndb"]["reason"]
-    assert quality(ref, np.nan_to_num(fake))["ndb"]["generated"]["ndb"] >= 0
+    clean = quality(ref, np.nan_to_num(fake))["ndb"]
+    assert clean["generated"]["ndb"] is not None and "reason" not in clean
 
 
 def test_real_crops_depend_on_the_seed_alone(labelled_run):

@@ -176,11 +176,11 @@ def test_fd_one_dimensional_features():
     assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-10)
 
 
-def test_fd_never_negative_on_round_off():
+def test_fd_of_identical_statistics_is_zero():
     rng = np.random.default_rng(6)
     s = np.cov(rng.normal(size=(100, 20)), rowvar=False)
     mu = rng.normal(size=20)
-    assert frechet_distance_from_stats(mu, s, mu, s) >= 0.0
+    assert frechet_distance_from_stats(mu, s, mu, s) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_fd_matches_direct_sqrtm_formula():
@@ -359,3 +359,18 @@ def test_ndb_k_larger_than_n_raises():
 def test_ndb_invalid_input_raises(real, gen, kwargs):
     with pytest.raises(ValueError, match="Received"):
         ndb_k(real, gen, **kwargs)
+
+
+def test_ndb_of_a_set_against_itself_is_zero():
+    real = _blobs(1000, np.random.default_rng(14))
+    out = ndb_k(real, real.copy(), k=10)
+    assert out["ndb"] == 0 and out["ndb_over_k"] == 0.0
+
+
+def test_ndb_of_a_disjoint_set_is_one():
+    """Every generated sample sits far from all real ones (in the nearest bin to it): that
+    bin is over-full and every other bin empty, so all k bins differ."""
+    rng = np.random.default_rng(15)
+    real = _blobs(1000, rng)
+    out = ndb_k(real, np.full((1000, 2), 500.0), k=10)
+    assert out["ndb"] == 10 and out["ndb_over_k"] == 1.0

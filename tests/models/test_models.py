@@ -79,11 +79,13 @@ def test_generator_output(size):
     y = g(_z(3), training=False)
     assert y.shape == (3, size, size, 1)
     assert y.dtype == tf.float32
-    assert np.all(np.abs(y.numpy()) <= 1.0)
     assert y.numpy().std() > 0  # not constant
-    # Training-mode calls (batch statistics) also stay in range.
-    y = g(_z(3, seed=1) * 10, training=True)
-    assert np.all(np.abs(y.numpy()) <= 1.0)
+    # The output is squashed into the data's range [-1, 1]: blow up the last layer and it
+    # saturates at the bounds instead of passing them.
+    last = [l for l in _sublayers(g) if isinstance(l, keras.layers.Conv2DTranspose)][-1]
+    last.kernel.assign(last.kernel * 1e4)
+    y = g(_z(3, seed=1), training=True).numpy()
+    assert np.abs(y).max() <= 1.0 and np.abs(y).max() > 0.999
 
 
 @pytest.mark.parametrize("size", [64, 128])
@@ -279,8 +281,6 @@ def test_mixed_precision_outputs_are_float32(kind, spectral_norm):
             out = model(x, training=training)
             assert out.dtype == tf.float32
             assert np.all(np.isfinite(out.numpy()))
-        if kind is Generator:
-            assert np.all(np.abs(out.numpy()) <= 1.0)
         # The policy really applies inside: convolutions compute in float16.
         convs = [l for l in _sublayers(model)
                  if isinstance(l, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))]
