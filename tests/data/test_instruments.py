@@ -114,6 +114,28 @@ def test_second_call_returns_at_once(built):
     assert {p: p.stat().st_mtime_ns for p in built.rglob("*")} == before
 
 
+def test_existing_build_is_reused_without_fluidsynth(built, tmp_path, monkeypatch):
+    # A build's manifest holds more than its parameters (files, packages): still complete,
+    # so reusing a cached build needs neither fluidsynth nor the soundfont.
+    copy = tmp_path / "copy"
+    shutil.copytree(built, copy)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no fluidsynth on it
+    assert build_instrument_dataset(copy, per_class=PER_CLASS) == copy
+    assert _wavs(copy) == _wavs(built)
+
+
+def test_manifest_of_another_version_is_rebuilt(built, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(built, copy)
+    manifest = json.loads((copy / instruments.MANIFEST).read_text())
+    (copy / instruments.MANIFEST).write_text(json.dumps({**manifest, "version": 0}))
+    (copy / "piano" / "stale.wav").write_bytes(b"from version 0")
+    assert build_instrument_dataset(copy, per_class=PER_CLASS) == copy
+    assert json.loads((copy / instruments.MANIFEST).read_text())["version"] == 1
+    assert _wavs(copy) == _wavs(built)  # the stale file went with the old build
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy"]
+
+
 def test_deterministic_for_a_seed_and_rebuilt_for_another(built, tmp_path):
     twin = build_instrument_dataset(tmp_path / "twin", per_class=PER_CLASS, seed=0)
     assert _wavs(twin) == _wavs(built)

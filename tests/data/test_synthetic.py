@@ -133,6 +133,34 @@ def test_second_call_does_not_rewrite(tmp_path, monkeypatch):
     assert _mtimes(root) == before
 
 
+def test_recognises_caches_written_before_the_cache_module(tmp_path, monkeypatch):
+    # The marker exactly as the first version wrote it (the default cache under
+    # ~/.cache/tfgan holds this): it must still mean "complete", not trigger a rebuild.
+    root = tmp_path / "builtin-v1-sr16000-n64-s0"
+    root.mkdir()
+    (root / ".complete").write_text(
+        '{"version": 1, "classes": ["sine", "square", "sawtooth", "chirp_up", "chirp_down", '
+        '"pluck", "fm_bell", "kick", "snare", "hihat"], "per_class": 64, '
+        '"sample_rate": 16000, "seed": 0}'
+    )
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("an existing complete cache must not be regenerated")
+
+    monkeypatch.setattr(synthetic, "synthesize", must_not_run)
+    monkeypatch.setenv("TFGAN_CACHE", str(tmp_path))
+    assert write_builtin_dataset() == root
+
+
+def test_marker_format_is_unchanged(dataset):
+    # Byte-for-byte what existing caches hold, so old and new code agree on "complete".
+    assert (dataset / ".complete").read_text() == (
+        '{"version": 1, "classes": ["sine", "square", "sawtooth", "chirp_up", "chirp_down", '
+        '"pluck", "fm_bell", "kick", "snare", "hihat"], "per_class": 3, '
+        '"sample_rate": 16000, "seed": 0}'
+    )
+
+
 def test_regenerates_after_crash(tmp_path, dataset):
     root = tmp_path / "ds"
     # What a crashed writer leaves: an orphaned temporary sibling...

@@ -36,14 +36,14 @@ import shutil
 import struct
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
 import soundfile as sf
 from scipy import signal
+
+from tfgan.data import cache
 
 PathLike = Union[str, os.PathLike]
 
@@ -62,8 +62,6 @@ _RENDER_RATE = 48000
 _GAIN = 0.5  # float output cannot clip, and every file is renormalised afterwards
 _PRE_ROLL_S = 0.001  # kept before the first audible sample so the attack's rise survives
 _FADE_OUT_S = 0.02  # a tail cut mid-ring would click; real sample packs fade too
-_TMP_TAG = ".tmp-"
-_ABANDONED_AFTER_S = 3600.0  # a build takes about a minute; older temp folders are debris
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,28 +262,6 @@ def _params(per_class: int, seed: int, sample_rate: int, soundfont: Path) -> dic
         "class_specs": [dataclasses.asdict(c) for c in CLASSES]}))
 
 
-def _read_manifest(root: Path) -> Optional[dict]:
-    try:
-        return json.loads((root / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _is_complete(root: Path, params: dict) -> bool:
-    manifest = _read_manifest(root)
-    return manifest is not None and all(manifest.get(k) == v for k, v in params.items())
-
-
-def _clean_abandoned(root: Path) -> None:
-    """Deletes temporary siblings of ``root`` left behind by crashed builds."""
-    for path in root.parent.glob(f".{root.name}{_TMP_TAG}*"):
-        try:
-            if time.time() - path.stat().st_mtime > _ABANDONED_AFTER_S:
-                shutil.rmtree(path, ignore_errors=True)
-        except OSError:
-            pass
-
-
 def _build(tmp: Path, params: dict, workers: int) -> None:
     """Renders every file into ``tmp``, then writes the manifest (last, as the marker)."""
     per_class, seed, sample_rate = params["per_class"], params["seed"], params["sample_rate"]
@@ -334,8 +310,8 @@ def build_instrument_dataset(
 
     If ``out_dir`` already holds a complete build with the same arguments it is returned
     at once. Otherwise the files are rendered into a temporary sibling folder that is
-    renamed into place when complete, so an interrupted build never leaves a partial
-    dataset under ``out_dir``.
+    renamed into place when complete (`tfgan.data.cache.build_atomically`), so an
+    interrupted build never leaves a partial dataset under ``out_dir``.
 
     Args:
         out_dir: Target folder.
@@ -362,30 +338,17 @@ def build_instrument_dataset(
     root = Path(out_dir).expanduser().absolute()
     soundfont = Path(soundfont).expanduser().absolute()
     params = _params(per_class, seed, sample_rate, soundfont)
-    if _is_complete(root, params):
-        return root
-    _require_tools(soundfont)
-    if root.exists() and any(root.iterdir()) and _read_manifest(root) is None:
-        raise FileExistsError(f"Refusing to overwrite {root}: it is not empty and holds no "
-                              f"{MANIFEST} from a previous build. Pass another --out.")
 
-    root.parent.mkdir(parents=True, exist_ok=True)
-    _clean_abandoned(root)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}{_TMP_TAG}", dir=root.parent))
-    try:
-        _build(tmp, params, workers)
-        if root.exists():
-            # An empty folder, or a build with other arguments: move it aside first, so
-            # the rename below is atomic and the old build vanishes only once the new
-            # one is complete.
-            old = Path(tempfile.mkdtemp(prefix=f".{root.name}{_TMP_TAG}", dir=root.parent))
-            os.replace(root, old / "old")
-            shutil.rmtree(old, ignore_errors=True)
-        os.rename(tmp, root)
-        return root
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    def guard(root: Path) -> None:
+        _require_tools(soundfont)
+        # An empty folder or a build with other arguments may be replaced (only once the
+        # new build is complete); anything else is the user's.
+        if root.exists() and any(root.iterdir()) and cache.read_marker(root, MANIFEST) is None:
+            raise FileExistsError(f"Refusing to overwrite {root}: it is not empty and holds "
+                                  f"no {MANIFEST} from a previous build. Pass another --out.")
+
+    return cache.ensure(root, MANIFEST, params, lambda tmp: _build(tmp, params, workers),
+                        guard=guard)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -405,7 +368,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (RuntimeError, ValueError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    manifest = _read_manifest(root)
+    manifest = cache.read_marker(root, MANIFEST)
     print(f"{root}: {len(manifest['files'])} files, {args.per_class} in each of "
           f"{len(manifest['classes'])} classes: {', '.join(manifest['classes'])}")
     return 0

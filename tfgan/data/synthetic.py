@@ -6,15 +6,9 @@ this module synthesises a small labelled corpus and writes it to disk as
 ``root/<class>/<class>_NNN.wav`` (16-bit PCM, mono, one second), which the regular
 loader then reads like any other folder of WAV files.
 
-Sound design constraints, all coming from how the pipeline consumes the files:
-
-* Training takes *random* crops of about 0.5 s, so every class repeats its structure
-  throughout the second (drum hits every 0.15-0.35 s, plucks and bells re-struck every
-  0.25-0.5 s, chirps sweeping in 0.3-1.0 s segments, tones sustained).
-* The CPU preset resamples to 8 kHz, so fundamentals stay in roughly 100-1000 Hz and the
-  defining structure stays under 4 kHz; only the hi-hat and snare noise reach higher.
-* Classes must look different in a spectrogram: harmonic stacks (tones, pluck),
-  inharmonic partials (bell), sweeps (chirps) and percussive onsets (drums).
+The sound of each class, and the constraints it is designed under, are in
+`tfgan.data.sounds`; the cache folder, its ``.complete`` marker and the atomic
+build-then-rename are in `tfgan.data.cache`.
 
 Everything is drawn from a caller-supplied ``numpy.random.Generator``;
 `write_builtin_dataset` seeds one per file from ``[seed, class_index, file_index]``, so
@@ -26,16 +20,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-import time
-import uuid
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import Optional, Union
 
 import numpy as np
 import soundfile as sf
-from scipy import signal
+
+from tfgan.data import cache, sounds
+# Re-exported: the classifier cache and training.quality import it from here.
+from tfgan.data.cache import default_cache_dir
 
 BUILTIN_CLASSES: tuple[str, ...] = (
     "sine",
@@ -54,355 +47,9 @@ BUILTIN_CLASSES: tuple[str, ...] = (
 # (the version is part of the default directory name and of the completion marker).
 DATASET_VERSION = 1
 
-_MARKER = ".complete"
-_TMP_TAG = ".tmp-"
-_STALE_TAG = ".stale-"
-# A temporary directory this old cannot belong to a live writer (a full write takes
-# seconds), so it is the debris of a crashed one and may be deleted.
-_ABANDONED_AFTER_S = 3600.0
-
-# Structure the 8 kHz preset must keep lies below its 4 kHz Nyquist; a little margin
-# keeps it clear of the resampler's anti-aliasing roll-off.
-_KEEP_BELOW_HZ = 3800.0
-
-_TWO_PI = 2.0 * np.pi
+_MARKER = ".complete"  # written last: its presence and contents mean "complete"
 
 PathLike = Union[str, os.PathLike]
-
-
-# --------------------------------------------------------------------------------------
-# Small building blocks
-# --------------------------------------------------------------------------------------
-
-
-def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
-    """Draws from a log-uniform distribution, so pitches are spread evenly in octaves."""
-    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
-
-
-def _max_partial_hz(sample_rate: int) -> float:
-    """Highest frequency a partial may have without aliasing (with a 10% margin)."""
-    return 0.45 * sample_rate
-
-
-def _harmonic_stack(
-    phase: np.ndarray,
-    f0_max: float,
-    sample_rate: int,
-    weight: Callable[[int], float],
-) -> np.ndarray:
-    """Sums sine harmonics of a fundamental phase, stopping below Nyquist.
-
-    Summing partials instead of evaluating a naive square or sawtooth avoids the
-    aliased partials that would fold back as spurious inharmonic lines.
-
-    Args:
-        phase: Instantaneous phase of the fundamental, in radians.
-        f0_max: Highest instantaneous fundamental frequency reached, in Hz; it sets
-            how many harmonics fit below Nyquist.
-        sample_rate: Sampling rate in Hz.
-        weight: Amplitude of harmonic ``k`` (1-based); zero skips it.
-
-    Returns:
-        The summed waveform (not normalised).
-    """
-    n_harmonics = max(1, int(_max_partial_hz(sample_rate) // f0_max))
-    out = np.zeros_like(phase)
-    for k in range(1, n_harmonics + 1):
-        w = weight(k)
-        if w:
-            out += w * np.sin(k * phase)
-    return out
-
-
-def _slow_envelope(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
-    """A smooth random amplitude envelope: two slow swells and a light tremolo.
-
-    The envelope stays within about [0.35, 1.6], so a sustained tone never vanishes in a
-    random crop but still has a visibly varying level.
-    """
-    env = np.ones_like(t)
-    for _ in range(2):
-        rate = rng.uniform(0.3, 3.0)
-        depth = rng.uniform(0.05, 0.25)
-        env += depth * np.sin(_TWO_PI * rate * t + rng.uniform(0.0, _TWO_PI))
-    tremolo_rate = rng.uniform(3.0, 8.0)
-    tremolo_depth = rng.uniform(0.0, 0.15)
-    env *= 1.0 + tremolo_depth * np.sin(_TWO_PI * tremolo_rate * t + rng.uniform(0.0, _TWO_PI))
-    return env
-
-
-def _edge_fade(y: np.ndarray, sample_rate: int, seconds: float = 0.005) -> np.ndarray:
-    """Applies short linear fades at both ends so the file edges do not click."""
-    n = min(len(y) // 2, max(1, int(seconds * sample_rate)))
-    ramp = np.linspace(0.0, 1.0, n, endpoint=False)
-    y = y.copy()
-    y[:n] *= ramp
-    y[len(y) - n :] *= ramp[::-1]
-    return y
-
-
-def _periodic_onsets(
-    rng: np.random.Generator, seconds: float, low: float, high: float, jitter: float
-) -> np.ndarray:
-    """Onset times (s) at a random tempo with small timing jitter.
-
-    The first onset may lie before 0, so a file can open on the tail of a hit, as an
-    arbitrary excerpt of a drum loop would.
-    """
-    period = rng.uniform(low, high)
-    start = rng.uniform(-0.5 * period, 0.5 * period)
-    count = int(np.ceil((seconds - start) / period)) + 1
-    times = start + period * np.arange(count) + rng.normal(0.0, jitter, count)
-    return np.sort(times[times < seconds])
-
-
-def _random_onsets(
-    rng: np.random.Generator, seconds: float, low: float, high: float
-) -> np.ndarray:
-    """Onset times (s) with independent random gaps in [low, high], e.g. for re-strikes."""
-    times = [rng.uniform(-0.2, 0.05)]
-    while True:
-        nxt = times[-1] + rng.uniform(low, high)
-        if nxt >= seconds:
-            break
-        times.append(nxt)
-    return np.asarray(times)
-
-
-def _place(out: np.ndarray, event: np.ndarray, start: int) -> None:
-    """Adds ``event`` into ``out`` beginning at sample ``start`` (which may be < 0)."""
-    lo = max(start, 0)
-    hi = min(start + len(event), len(out))
-    if hi > lo:
-        out[lo:hi] += event[lo - start : hi - start]
-
-
-def _render_events(
-    n: int,
-    sample_rate: int,
-    onsets: Sequence[float],
-    event: Callable[[np.ndarray, int], np.ndarray],
-    max_len_s: float,
-) -> np.ndarray:
-    """Sums one rendered event per onset.
-
-    Args:
-        n: Output length in samples.
-        sample_rate: Sampling rate in Hz.
-        onsets: Onset times in seconds (may be negative).
-        event: Called with the time since onset (s) for ``max_len_s`` seconds and the
-            onset's index; returns the event waveform of the same length.
-        max_len_s: How long each event is rendered; beyond it the event is negligible.
-
-    Returns:
-        The mixed waveform, float64.
-    """
-    out = np.zeros(n)
-    tau = np.arange(int(max_len_s * sample_rate)) / sample_rate
-    for i, t0 in enumerate(onsets):
-        _place(out, event(tau, i), int(round(t0 * sample_rate)))
-    return out
-
-
-# --------------------------------------------------------------------------------------
-# Classes
-# --------------------------------------------------------------------------------------
-
-
-def _tone(rng: np.random.Generator, t: np.ndarray, sample_rate: int, kind: str) -> np.ndarray:
-    """Sustained sine, square or sawtooth with a random pitch, light vibrato and swells."""
-    if kind == "sine":
-        f0 = _log_uniform(rng, 200.0, 1000.0)
-        weight = lambda k: 1.0 if k == 1 else 0.0  # noqa: E731
-    elif kind == "square":
-        # Fundamentals above ~180 Hz keep the stack resolvable at the 8 kHz preset's
-        # 62.5 Hz bin spacing; lower ones smear into a band.
-        f0 = _log_uniform(rng, 180.0, 650.0)
-        weight = lambda k: 1.0 / k if k % 2 else 0.0  # noqa: E731
-    else:  # sawtooth
-        f0 = _log_uniform(rng, 180.0, 650.0)
-        weight = lambda k: (-1.0) ** (k + 1) / k  # noqa: E731
-    # A little vibrato keeps the tones from being perfectly static lines, while staying
-    # far too small to blur the harmonic stack at the pipeline's frequency resolution.
-    vib_depth = rng.uniform(0.0, 0.006)
-    vib_rate = rng.uniform(4.0, 6.5)
-    inst_f = f0 * (1.0 + vib_depth * np.sin(_TWO_PI * vib_rate * t + rng.uniform(0.0, _TWO_PI)))
-    phase = _TWO_PI * np.cumsum(inst_f) / sample_rate + rng.uniform(0.0, _TWO_PI)
-    y = _harmonic_stack(phase, f0 * (1.0 + vib_depth), sample_rate, weight)
-    return y * _slow_envelope(rng, t)
-
-
-def _chirp(rng: np.random.Generator, t: np.ndarray, sample_rate: int, rising: bool) -> np.ndarray:
-    """Exponential sweeps of one to two octaves, repeated in segments of 0.3-0.75 s.
-
-    Segments stay well under a second so that any 0.5 s crop holds most of a sweep; the
-    file starts at a random point inside a segment so the wrap position varies.
-    """
-    seg = rng.uniform(0.3, 0.75)
-    ratio = 2.0 ** rng.uniform(1.0, 2.0)
-    f_low = _log_uniform(rng, 150.0, min(600.0, 3200.0 / ratio))
-    tau = (t + rng.uniform(0.0, seg)) % seg
-    u = tau / seg if rising else 1.0 - tau / seg
-    inst_f = f_low * ratio**u
-    phase = _TWO_PI * np.cumsum(inst_f) / sample_rate
-    y = np.sin(phase)
-    if 2.0 * f_low * ratio < _max_partial_hz(sample_rate):
-        # A weak second harmonic makes the sweep look less synthetic without ever
-        # competing with the fundamental for the per-frame peak.
-        y += rng.uniform(0.0, 0.3) * np.sin(2.0 * phase)
-    # Fade in and out at every segment boundary: the jump back to the start frequency
-    # then reads as a new sweep instead of a click spraying energy over all bins.
-    fade = 0.015
-    seg_env = np.clip(np.minimum(tau, seg - tau) / fade, 0.0, 1.0)
-    return y * seg_env * _slow_envelope(rng, t)
-
-
-_STEPS = np.array([-7, -5, -3, 0, 0, 2, 4, 5, 7, 9, 12])
-
-
-def _melody(rng: np.random.Generator, n_notes: int, low: float, high: float) -> np.ndarray:
-    """Pitches for re-struck notes: the same pitch again or a small interval away."""
-    base = _log_uniform(rng, low, high)
-    pitches = [base]
-    for _ in range(n_notes - 1):
-        if rng.uniform() < 0.4:
-            pitches.append(pitches[-1])
-        else:
-            f = base * 2.0 ** (rng.choice(_STEPS) / 12.0)
-            pitches.append(float(np.clip(f, 100.0, 1000.0)))
-    return np.asarray(pitches)
-
-
-def _karplus_strong(
-    rng: np.random.Generator, f0: float, n: int, sample_rate: int, t60: float
-) -> np.ndarray:
-    """A plucked string: a noise burst recirculating through a damped averaging loop.
-
-    Written as one IIR filter ``y[n] = x[n] + g/2 (y[n-N] + y[n-N-1])`` so scipy runs the
-    whole note in C rather than a Python loop over periods. The averaging makes high
-    harmonics die faster than the fundamental, the pluck's characteristic darkening.
-    """
-    delay = max(2, int(round(sample_rate / f0 - 0.5)))
-    periods_per_s = sample_rate / (delay + 0.5)
-    gain = 10.0 ** (-3.0 / (t60 * periods_per_s))  # -60 dB after t60 seconds
-    excitation = np.zeros(n)
-    burst = rng.uniform(-1.0, 1.0, delay)
-    # A one-pole low-pass on the burst is the usual "softer pick" variant: it lowers the
-    # broadband click at the onset relative to the ringing harmonics.
-    softness = rng.uniform(0.2, 0.7)
-    burst = signal.lfilter([1.0 - softness], [1.0, -softness], burst)
-    excitation[:delay] = burst - burst.mean()  # no DC: it would never decay
-    a = np.zeros(delay + 2)
-    a[0] = 1.0
-    a[delay] = a[delay + 1] = -0.5 * gain
-    return signal.lfilter([1.0], a, excitation)
-
-
-def _pluck(rng: np.random.Generator, n: int, sample_rate: int, seconds: float) -> np.ndarray:
-    """Karplus-Strong plucks re-struck every 0.25-0.5 s, each damping the previous one."""
-    onsets = _random_onsets(rng, seconds, 0.25, 0.5)
-    pitches = _melody(rng, len(onsets), 110.0, 660.0)
-    t60 = rng.uniform(1.0, 2.5)
-    out = np.zeros(n)
-    release = int(0.02 * sample_rate)
-    for i, (t0, f0) in enumerate(zip(onsets, pitches)):
-        end = onsets[i + 1] if i + 1 < len(onsets) else seconds
-        length = int(round((end - t0) * sample_rate)) + release
-        note = _karplus_strong(rng, f0, length, sample_rate, t60)
-        # Re-striking the string stops the old vibration: a short release ramp instead
-        # of overlapping stacks keeps each note's harmonics distinct in a spectrogram.
-        note[-release:] *= np.linspace(1.0, 0.0, release)
-        _place(out, note * rng.uniform(0.7, 1.0), int(round(t0 * sample_rate)))
-    return out
-
-
-# Modulator-to-carrier ratios away from small integers give inharmonic sidebands: the
-# difference between a bell and a harmonic instrument.
-_BELL_RATIOS = np.array([1.4, 1.73, 2.41, 2.76, 3.5])
-
-
-def _fm_bell(rng: np.random.Generator, n: int, sample_rate: int, seconds: float) -> np.ndarray:
-    """Two-operator FM bells re-struck every 0.25-0.5 s, left ringing under each other."""
-    onsets = _random_onsets(rng, seconds, 0.25, 0.5)
-    pitches = _melody(rng, len(onsets), 200.0, 700.0)
-    ratio = float(rng.choice(_BELL_RATIOS))
-    tau_amp = rng.uniform(0.2, 0.5)
-    tau_index = tau_amp * rng.uniform(0.3, 0.6)  # brightness fades before loudness
-    limit = min(_KEEP_BELOW_HZ, _max_partial_hz(sample_rate))
-
-    def strike(tau: np.ndarray, i: int) -> np.ndarray:
-        fc = pitches[i]
-        fm = fc * ratio
-        # Sidebands of order above index+1 are negligible; cap the index so the strong
-        # ones stay below 3.8 kHz (the 8 kHz preset keeps them, nothing aliases).
-        index = min(rng.uniform(1.5, 4.0), max(0.5, (limit - fc) / fm - 1.5))
-        attack = np.clip(tau / 0.003, 0.0, 1.0)
-        env = attack * np.exp(-tau / tau_amp)
-        mod = index * np.exp(-tau / tau_index) * np.sin(_TWO_PI * fm * tau)
-        return rng.uniform(0.7, 1.0) * env * np.sin(_TWO_PI * fc * tau + mod)
-
-    return _render_events(n, sample_rate, onsets, strike, max_len_s=5.0 * tau_amp)
-
-
-def _kick(rng: np.random.Generator, n: int, sample_rate: int, seconds: float) -> np.ndarray:
-    """Kick drum: a sine whose pitch drops from ~150 Hz to ~50 Hz, with a fast decay."""
-    onsets = _periodic_onsets(rng, seconds, 0.15, 0.35, jitter=0.005)
-    f_hi = rng.uniform(130.0, 180.0)
-    f_lo = rng.uniform(40.0, 60.0)
-    tau_f = rng.uniform(0.02, 0.05)
-    tau_a = rng.uniform(0.06, 0.12)
-    click_level = rng.uniform(0.05, 0.2)
-    sos_click = signal.butter(
-        2, min(3000.0, 0.4 * sample_rate), "low", fs=sample_rate, output="sos"
-    )
-
-    def hit(tau: np.ndarray, i: int) -> np.ndarray:
-        # Phase is the closed-form integral of f(t) = f_lo + (f_hi - f_lo) exp(-t/tau_f).
-        phase = _TWO_PI * (f_lo * tau + (f_hi - f_lo) * tau_f * (1.0 - np.exp(-tau / tau_f)))
-        body = np.sin(phase) * np.exp(-tau / tau_a)
-        # The beater click gives the onset a broadband edge, as on a real kick.
-        click = signal.sosfilt(sos_click, rng.standard_normal(len(tau))) * np.exp(-tau / 0.003)
-        return rng.uniform(0.75, 1.0) * (body + click_level * click)
-
-    return _render_events(n, sample_rate, onsets, hit, max_len_s=6.0 * tau_a)
-
-
-def _snare(rng: np.random.Generator, n: int, sample_rate: int, seconds: float) -> np.ndarray:
-    """Snare drum: a band-passed noise burst over a short ~200 Hz body."""
-    onsets = _periodic_onsets(rng, seconds, 0.15, 0.35, jitter=0.005)
-    f_body = rng.uniform(170.0, 240.0)
-    tau_body = rng.uniform(0.02, 0.045)
-    tau_noise = rng.uniform(0.04, 0.09)
-    noise_level = rng.uniform(0.7, 1.2)
-    sos_noise = signal.butter(
-        2, [800.0, min(7000.0, 0.45 * sample_rate)], "band", fs=sample_rate, output="sos"
-    )
-
-    def hit(tau: np.ndarray, i: int) -> np.ndarray:
-        body = np.sin(_TWO_PI * f_body * tau) * np.exp(-tau / tau_body)
-        noise = signal.sosfilt(sos_noise, rng.standard_normal(len(tau))) * np.exp(-tau / tau_noise)
-        # Band-passed white noise has a much smaller RMS than the sine; scale it so the
-        # rattle, not the body, dominates, as it does on a snare.
-        return rng.uniform(0.75, 1.0) * (0.6 * body + noise_level * 2.0 * noise)
-
-    return _render_events(n, sample_rate, onsets, hit, max_len_s=6.0 * tau_noise)
-
-
-def _hihat(rng: np.random.Generator, n: int, sample_rate: int, seconds: float) -> np.ndarray:
-    """Closed hi-hat: high-passed noise with a very short decay."""
-    onsets = _periodic_onsets(rng, seconds, 0.15, 0.3, jitter=0.004)
-    # The cutoff stays below 3.5 kHz (and below Nyquist at low rates) so the 8 kHz
-    # preset still sees the top of the band; above it the noise runs up to Nyquist.
-    cutoff = min(rng.uniform(2500.0, 3500.0), 0.38 * sample_rate)
-    tau = rng.uniform(0.01, 0.03)
-    sos = signal.butter(4, cutoff, "high", fs=sample_rate, output="sos")
-
-    def hit(tau_s: np.ndarray, i: int) -> np.ndarray:
-        noise = signal.sosfilt(sos, rng.standard_normal(len(tau_s)))
-        return rng.uniform(0.6, 1.0) * noise * np.exp(-tau_s / tau)
-
-    return _render_events(n, sample_rate, onsets, hit, max_len_s=8.0 * tau)
 
 
 def synthesize(
@@ -440,21 +87,21 @@ def synthesize(
     t = np.arange(n) / sample_rate
 
     if cls in ("sine", "square", "sawtooth"):
-        y = _tone(rng, t, sample_rate, cls)
+        y = sounds.tone(rng, t, sample_rate, cls)
     elif cls in ("chirp_up", "chirp_down"):
-        y = _chirp(rng, t, sample_rate, rising=cls == "chirp_up")
+        y = sounds.chirp(rng, t, sample_rate, rising=cls == "chirp_up")
     elif cls == "pluck":
-        y = _pluck(rng, n, sample_rate, seconds)
+        y = sounds.pluck(rng, n, sample_rate, seconds)
     elif cls == "fm_bell":
-        y = _fm_bell(rng, n, sample_rate, seconds)
+        y = sounds.fm_bell(rng, n, sample_rate, seconds)
     elif cls == "kick":
-        y = _kick(rng, n, sample_rate, seconds)
+        y = sounds.kick(rng, n, sample_rate, seconds)
     elif cls == "snare":
-        y = _snare(rng, n, sample_rate, seconds)
+        y = sounds.snare(rng, n, sample_rate, seconds)
     else:
-        y = _hihat(rng, n, sample_rate, seconds)
+        y = sounds.hihat(rng, n, sample_rate, seconds)
 
-    y = _edge_fade(y, sample_rate)
+    y = sounds.edge_fade(y, sample_rate)
     peak = np.max(np.abs(y))
     if peak > 0:
         y = y / peak
@@ -471,14 +118,6 @@ def synthesize(
 # --------------------------------------------------------------------------------------
 
 
-def default_cache_dir() -> Path:
-    """Directory for generated data: ``$TFGAN_CACHE`` if set, else ``~/.cache/tfgan``."""
-    env = os.environ.get("TFGAN_CACHE")
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "tfgan"
-
-
 def _manifest(per_class: int, sample_rate: int, seed: int) -> dict:
     """Marker contents: what a complete dataset at some root was generated with."""
     return {
@@ -488,17 +127,6 @@ def _manifest(per_class: int, sample_rate: int, seed: int) -> dict:
         "sample_rate": sample_rate,
         "seed": seed,
     }
-
-
-def _read_marker(root: Path) -> Optional[dict]:
-    try:
-        return json.loads((root / _MARKER).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _is_complete(root: Path, manifest: dict) -> bool:
-    return _read_marker(root) == manifest
 
 
 def _looks_generated(root: Path) -> bool:
@@ -511,34 +139,13 @@ def _looks_generated(root: Path) -> bool:
     return all(p.name in BUILTIN_CLASSES or p.name.startswith(".") for p in root.iterdir())
 
 
-def _remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def _discard(root: Path) -> None:
-    """Moves an incomplete or outdated ``root`` out of the way, then deletes it.
-
-    Renaming first makes the name free at once, even while the deletion is under way, and
-    never leaves a half-deleted directory under the final name.
-    """
-    aside = root.parent / f".{root.name}{_STALE_TAG}{uuid.uuid4().hex}"
-    try:
-        os.replace(root, aside)
-    except FileNotFoundError:
-        return  # someone else already moved it
-    _remove_tree(aside)
-
-
-def _clean_abandoned(root: Path) -> None:
-    """Deletes temporary siblings of ``root`` left behind by crashed writers."""
-    now = time.time()
-    for tag in (_TMP_TAG, _STALE_TAG):
-        for path in root.parent.glob(f".{root.name}{tag}*"):
-            try:
-                if now - path.stat().st_mtime > _ABANDONED_AFTER_S:
-                    _remove_tree(path)
-            except OSError:
-                pass
+def _refuse_foreign(root: Path) -> None:
+    """Raises FileExistsError if ``root`` holds files this module did not write."""
+    if root.exists() and not (root.is_dir() and _looks_generated(root)):
+        raise FileExistsError(
+            f"Refusing to overwrite {root}: it exists and is not a built-in dataset. "
+            "Pass another root, or remove it."
+        )
 
 
 def _generate(directory: Path, per_class: int, sample_rate: int, seed: int) -> None:
@@ -601,33 +208,10 @@ def write_builtin_dataset(
             f"builtin-v{DATASET_VERSION}-sr{sample_rate}-n{per_class}-s{seed}"
         )
     root = Path(root).expanduser()
-    manifest = _manifest(per_class, sample_rate, seed)
-    if _is_complete(root, manifest):
-        return root
-
-    if root.exists() and not (root.is_dir() and _looks_generated(root)):
-        raise FileExistsError(
-            f"Refusing to overwrite {root}: it exists and is not a built-in dataset. "
-            "Pass another root, or remove it."
-        )
-    root.parent.mkdir(parents=True, exist_ok=True)
-    _clean_abandoned(root)
-
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}{_TMP_TAG}", dir=root.parent))
-    try:
-        _generate(tmp, per_class, sample_rate, seed)
-        # A few attempts: each failed rename means someone else touched root in between.
-        for _ in range(5):
-            if _is_complete(root, manifest):
-                return root  # another writer won the race; theirs is identical
-            if root.exists():
-                _discard(root)  # incomplete leftover or other arguments
-            try:
-                os.rename(tmp, root)  # atomic; fails if root reappeared non-empty
-                return root
-            except OSError:
-                continue
-        raise RuntimeError(f"Could not move the generated dataset into place at {root}")
-    finally:
-        if tmp.exists():
-            _remove_tree(tmp)
+    return cache.ensure(
+        root,
+        _MARKER,
+        _manifest(per_class, sample_rate, seed),
+        lambda tmp: _generate(tmp, per_class, sample_rate, seed),
+        guard=_refuse_foreign,
+    )
