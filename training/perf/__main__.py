@@ -1,0 +1,7 @@
+"""python -m training.perf (see the package's docstring)."""
+
+import sys
+
+from training.perf.cli import main
+
+sys.exit(main())
