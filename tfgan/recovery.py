@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfgan import callbacks as cb
+from tfgan import checkpoint_layout as layout
 from tfgan.config import Config
 from tfgan.gan import GAN
 from tfgan.rundir import RunDir, RunError, trackable_weights
@@ -70,8 +71,11 @@ def estimate_run_bytes(config: Config, gan: GAN) -> int:
             + (t.steps // t.sample_every + 1) * per_sample_write + 16 * 2 ** 20)
 
 
-def restore_newest(ckpt: tf.train.Checkpoint, directory, stream=sys.stdout) -> Optional[str]:
+def restore_newest(restore, directory, stream=sys.stdout) -> Optional[str]:
     """Restores the newest checkpoint listed in `directory` that reads back whole.
+
+    Args:
+      restore: `restore(path)` reads one checkpoint, raising if it cannot.
 
     Returns:
       Its path, or None when none is listed.
@@ -83,7 +87,7 @@ def restore_newest(ckpt: tf.train.Checkpoint, directory, stream=sys.stdout) -> O
     listed = list(state.all_model_checkpoint_paths) if state else []
     for path in reversed(listed):
         try:
-            ckpt.restore(path).assert_existing_objects_matched()
+            restore(path)
             return path
         except (tf.errors.OpError, ValueError, AssertionError) as e:
             # Files damaged after they were written; the one before is still a good run.
@@ -208,7 +212,21 @@ class RunCheckpoints:
 
     def restore(self, stream=sys.stdout) -> Optional[str]:
         """Restores the chief's newest readable checkpoint (see `restore_newest`)."""
-        return restore_newest(self.ckpt, self.run.checkpoints, stream)
+        return restore_newest(self._restore, self.run.checkpoints, stream)
+
+    def _restore(self, path: str) -> None:
+        if not layout.is_index_keyed(path):
+            self.ckpt.restore(path).assert_existing_objects_matched()
+            return
+        gan = self.gan  # written before checkpoints were keyed by variable path
+        models = {"generator": gan.generator, "discriminator": gan.discriminator}
+        if gan.ema_generator is not None:
+            models["ema_generator"] = gan.ema_generator
+        layout.restore_index_keyed(
+            path, models,
+            {"g_optimizer": (gan.g_optimizer, gan.generator),
+             "d_optimizer": (gan.d_optimizer, gan.discriminator)},
+            {"ada_p": gan.ada_p, "step": self.step_var})
 
 
 def lower_learning_rates(gan: GAN, config: Config, run: Optional[RunDir], step: int) -> Config:

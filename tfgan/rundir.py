@@ -15,7 +15,10 @@ from typing import Optional
 import tensorflow as tf
 
 from tfgan import audio
+from tfgan.checkpoint_layout import index_keyed_weights, is_index_keyed, trackable_weights
 from tfgan.config import Config
+
+__all__ = ["RunDir", "RunError", "build_generator", "load_generator", "trackable_weights"]
 
 
 class RunError(ValueError):
@@ -111,17 +114,6 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def trackable_weights(model) -> dict:
-    """`{index: variable}` over `model.weights`, for tf.train.Checkpoint.
-
-    Keras 3 models keep sub-layers held in Python lists out of TensorFlow's object graph,
-    so a checkpoint of the model object itself silently misses their variables. Indexing
-    `model.weights` (creation order, fixed by the architecture) captures every variable,
-    including BatchNorm's moving statistics.
-    """
-    return {f"{i:04d}": w.value if hasattr(w, "value") else w for i, w in enumerate(model.weights)}
-
-
 def build_generator(config: Config):
     from tfgan.models import Generator
 
@@ -151,9 +143,10 @@ def load_generator(run: RunDir, checkpoint: Optional[str] = None, prefer_ema: bo
     step = tf.Variable(0, dtype=tf.int64)
     use_ema = prefer_ema and config.train.ema_decay > 0
     # Only G (or its average) is restored; D and the optimisers stay in the file.
-    ckpt = tf.train.Checkpoint(**{("ema_generator" if use_ema else "generator"):
-                                  trackable_weights(g), "step": step})
     try:
+        weights = index_keyed_weights if is_index_keyed(checkpoint) else trackable_weights
+        ckpt = tf.train.Checkpoint(**{("ema_generator" if use_ema else "generator"):
+                                      weights(g), "step": step})
         ckpt.restore(checkpoint).expect_partial().assert_existing_objects_matched()
     except (tf.errors.NotFoundError, ValueError) as e:
         raise RunError(f"Cannot read checkpoint {checkpoint}: {str(e).splitlines()[0]}") from None

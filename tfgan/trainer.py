@@ -42,6 +42,7 @@ import keras
 import tensorflow as tf
 
 from tfgan import callbacks as cb
+from tfgan.checkpoint_layout import optimizer_variables
 from tfgan.config import Config
 from tfgan.data import pipeline
 from tfgan.eval.live import CleanBalance, build_held_out, make_quality_monitor
@@ -78,6 +79,17 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     raise ValueError(f"Unknown strategy. Received: strategy={name!r}")
 
 
+def sync_summary(strategy: tf.distribute.Strategy) -> str:
+    """"2 workers, 4 replicas": the machines and the model copies training together."""
+    workers = 1
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        spec = strategy.cluster_resolver.cluster_spec()
+        workers = sum(spec.num_tasks(job) for job in ("chief", "worker") if job in spec.jobs)
+    replicas = strategy.num_replicas_in_sync
+    return (f"{workers} worker{'s' * (workers != 1)}, "
+            f"{replicas} replica{'s' * (replicas != 1)}")
+
+
 def build_gan(config: Config, strategy: tf.distribute.Strategy, precision: str) -> GAN:
     """Builds and compiles G, D (and the EMA copy of G) under `strategy`'s scope."""
     m, t = config.model, config.train
@@ -112,9 +124,10 @@ def build_gan(config: Config, strategy: tf.distribute.Strategy, precision: str) 
 
         d_opt, g_opt = optimizer(t.d_lr), optimizer(t.lr)
         gan.compile(d_optimizer=d_opt, g_optimizer=g_opt, loss=t.loss)
-        # Optimiser slots must exist before a checkpoint is restored into them.
-        d_opt.build(disc.trainable_variables)
-        g_opt.build(generator.trainable_variables)
+        # Optimiser slots must exist before a checkpoint is restored into them; built in
+        # path order, slot k belongs to the same variable whatever order layers are made in.
+        d_opt.build(optimizer_variables(disc))
+        g_opt.build(optimizer_variables(generator))
     return gan
 
 
@@ -209,6 +222,8 @@ def train(config: Config, run_dir, resume: bool = False, loop: str = "fit",
     data_root = pipeline.builtin_or(config.data.data_dir)
     scan = pipeline.scan_folder(data_root, config.data)
     print(scan.summary(), file=stream, flush=True)
+    if chief and strategy.num_replicas_in_sync > 1:
+        print(f"{sync_summary(strategy)} in sync", file=stream, flush=True)
     if resume and run.stats_path.exists():
         stats = run.load_stats()
     else:
@@ -358,6 +373,8 @@ def _log_hparams(writer, config: Config) -> None:
     flat = {}
     for section in ("data", "model", "train"):
         for k, v in dataclasses.asdict(getattr(config, section)).items():
+            if isinstance(v, (tuple, list)):
+                v = ",".join(map(str, v))
             flat[f"{section}.{k}"] = "" if v is None else v
     with writer.as_default():
         hp.hparams(flat)

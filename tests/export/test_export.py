@@ -28,14 +28,17 @@ def test_layout_and_assets(exported, trained_run):
 def test_checkpoint_restore_brings_back_the_trained_generator(trained_run):
     """Every variable, BatchNorm's moving statistics included, comes back from the file."""
     import tensorflow as tf
+    from tfgan.checkpoint_layout import checkpoint_key, variable_paths
     from tfgan.rundir import RunDir, load_generator
 
-    g, _, _, step = load_generator(RunDir(trained_run))
+    g, config, _, step = load_generator(RunDir(trained_run))
     assert step == 6
     reader = tf.train.load_checkpoint(str(trained_run / "checkpoints" / "ckpt-6"))
-    for i, w in enumerate(g.weights):
-        np.testing.assert_array_equal(
-            w.numpy(), reader.get_tensor(f"generator/{i:04d}/.ATTRIBUTES/VARIABLE_VALUE"))
+    model = "ema_generator" if config.train.ema_decay > 0 else "generator"
+    paths = variable_paths(g)
+    assert len(paths) == len(g.weights)
+    for path, w in paths.items():
+        np.testing.assert_array_equal(w.numpy(), reader.get_tensor(checkpoint_key(model, path)))
     variances = [w.numpy() for w in g.weights if "moving_variance" in w.path]
     assert len(variances) == 4 and not any(np.allclose(v, 1.0) for v in variances)
 
