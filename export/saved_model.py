@@ -22,9 +22,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-# TensorFlow's C++ start-up chatter (CUDA plugin registration, a grappler remapper notice)
-# is not actionable for a user; Python-level errors still surface as exceptions.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if __name__ == "__main__":  # before TensorFlow is imported: see tfgan/console.py
+    from tfgan.console import quiet_native_logs
+
+    quiet_native_logs()
 
 import tensorflow as tf  # noqa: E402
 

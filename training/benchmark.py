@@ -20,8 +20,10 @@ import shlex
 import sys
 import time
 
-# TensorFlow's C++ start-up chatter is not actionable for a user (as in training.run).
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if __name__ == "__main__":  # before TensorFlow is imported: see tfgan/console.py
+    from tfgan.console import quiet_native_logs
+
+    quiet_native_logs()
 
 from tfgan.eval.cli import add_scoring_args, classifier_options  # noqa: E402
 from training import cli  # noqa: E402
@@ -32,10 +34,13 @@ from training import cli  # noqa: E402
 # won outright from 90% to 34%. Spectral norm did nothing (BatchNorm follows every
 # convolution), EMA made the samples worse at this budget, and R1 kept ResNet-9 in its
 # initial state of calling everything real for most (gamma 1) or all (gamma 10) of the run.
+# The arms the project's question compares, by their part in it; the report reads these
+# names (through its meta) rather than knowing them.
+ROLES = {"simple": "simple", "strong": "resnet9", "lr_cut": "resnet9-dlr0.1"}
 ARMS = {
-    "simple": "--disc simple",
-    "resnet9": "--disc resnet9",
-    "resnet9-dlr0.1": "--disc resnet9 --d-lr-scale 0.1",
+    ROLES["simple"]: "--disc simple",
+    ROLES["strong"]: "--disc resnet9",
+    ROLES["lr_cut"]: "--disc resnet9 --d-lr-scale 0.1",
     "resnet9-balanced": ("--disc resnet9 --label-smoothing 0.2 --augment shift,tmask,fmask "
                          "--instance-noise 0.5"),
 }
@@ -228,7 +233,7 @@ def run_benchmark(args, stream=sys.stdout) -> dict:
         "steps": args.steps, "batch_size": args.batch_size, "base_width": args.base_width,
         "seed": args.seed, "preset": args.preset, "samples": args.samples,
         "data_root": reference.data_root, "log_every": base.train.log_every,
-        "runs_dir": runs_dir,
+        "runs_dir": runs_dir, "roles": ROLES,
         "train_seconds": sum(r["wall_seconds"] or 0.0 for r in results),
         "eval_seconds": time.perf_counter() - t_eval,
         "reused_arms": [r["arm"] for r in results if r["reused"]],

@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if __name__ == "__main__":  # before TensorFlow is imported: see tfgan/console.py
+    from tfgan.console import quiet_native_logs
+
+    quiet_native_logs()
 
 from tfgan.config import RECIPES  # noqa: E402
 

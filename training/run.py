@@ -23,9 +23,10 @@ import signal
 import sys
 import time
 
-# TensorFlow's C++ start-up chatter (CUDA plugin registration, a grappler remapper notice)
-# is not actionable for a user; Python-level errors still surface as exceptions.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if __name__ == "__main__":  # before TensorFlow is imported: see tfgan/console.py
+    from tfgan.console import quiet_native_logs
+
+    quiet_native_logs()
 
 from training import cli  # noqa: E402
 

@@ -6,8 +6,10 @@ import argparse
 import os
 import sys
 
-# TensorFlow's C++ start-up chatter is not actionable for a user (as in training.run).
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if __name__ == "__main__":  # before TensorFlow is imported: see tfgan/console.py
+    from tfgan.console import quiet_native_logs
+
+    quiet_native_logs()
 
 
 def parse_args(argv=None) -> argparse.Namespace:

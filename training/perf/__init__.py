@@ -32,8 +32,6 @@ and the load average, medians are reported, and arms that are compared run inter
 
 from __future__ import annotations
 
-import os
-
 # The former single module's names, for code that imported them from `training.perf`.
 from training.perf.arms import TFArm, TorchArm, run_interleaved
 from training.perf.child import CHILD_MARK, child_train, run_child
@@ -49,9 +47,6 @@ from training.perf.report import TARGETS, recommendation_lines, summary_rows, to
 from training.perf.scaling import bench_scaling
 from training.perf.serving import bench_serving
 from training.perf.train import bench_train
-
-# Before TensorFlow loads: no module above imports it; the sections do, when they run.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __all__ = ["CHILD_MARK", "EXPERIMENTS", "ROOT", "SECTIONS", "TARGETS", "TFArm", "TorchArm",
            "bench_experiments", "bench_gpu", "bench_machine", "bench_pipeline", "bench_profile",
