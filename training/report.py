@@ -229,30 +229,32 @@ def conclusion(rows: list[dict], real: dict, meta: dict) -> str:
         f"{_fmt(best['ndb_over_k'], '{:.2f}')} against {_fmt(real.get('ndb_over_k'), '{:.2f}')}).",
     ]
     by = {r["arm"]: r for r in rows}
-    if "simple" in by and "resnet9" in by:
-        s, n = by["simple"], by["resnet9"]
+    roles = meta["roles"]  # the benchmark's names for the arms its question compares
+    simple, strong = roles["simple"], roles["strong"]
+    if simple in by and strong in by:
+        s, n = by[simple], by[strong]
         fight, samples = _compare_balance(s, n), _compare_quality(s, n, metric)
-        fight_text = {-1: "simple gave the more balanced fight",
-                      1: "resnet9 gave the more balanced fight",
+        fight_text = {-1: f"{simple} gave the more balanced fight",
+                      1: f"{strong} gave the more balanced fight",
                       0: "the two fights were about equally balanced"}[fight]
-        sample_text = {-1: "simple the better samples", 1: "resnet9 the better samples",
+        sample_text = {-1: f"{simple} the better samples", 1: f"{strong} the better samples",
                        0: "samples of about equal quality"}[samples]
         verdict = {-1: "supports", 1: "does not support", 0: "cannot decide"}[fight]
         caveat = ""
         if fight == -1 and (s["one_sided"] or 0.0) >= 0.5:
-            caveat = (f", though only relative to ResNet-9: simple's fight too was one-sided "
-                      f"for {pct(s['one_sided'])} of the run")
+            caveat = (f", though only relative to {strong}: {simple}'s fight too was "
+                      f"one-sided for {pct(s['one_sided'])} of the run")
         text.append(
             f"Of the two discriminators at their reference settings, {fight_text} (one-sided "
-            f"share of simple {sides(s)}; of resnet9 {sides(n)}), with {sample_text} "
+            f"share of {simple} {sides(s)}; of {strong} {sides(n)}), with {sample_text} "
             f"({label} {q(s)} vs {q(n)}), so this run {verdict} the hypothesis that the simple "
             f"CNN discriminator gives a balanced fight{caveat}.")
-        for r in rows:
-            if r["arm"] in ("simple", "resnet9") or "resnet9" not in r["flags"]:
+        for r in rows:  # variants of the strong arm: its flags and more
+            if r["arm"] in (simple, strong) or not r["flags"].startswith(n["flags"] + " "):
                 continue
-            what = ("Cutting ResNet-9's learning rate 10×" if r["arm"] == "resnet9-dlr0.1"
-                    else f"{r['arm']} ({r['flags'].replace('--disc resnet9', '').strip()})")
-            text.append(f"{what} {_balance_change(n, r)} relative to plain ResNet-9 "
+            what = (f"Cutting {strong}'s learning rate 10×" if r["arm"] == roles.get("lr_cut")
+                    else f"{r['arm']} ({r['flags'][len(n['flags']):].strip()})")
+            text.append(f"{what} {_balance_change(n, r)} relative to plain {strong} "
                         f"(one-sided share {pct(n['one_sided'])} → {sides(r)}; {label} {q(n)} → "
                         f"{q(r)}).")
     collapsed = [r["arm"] for r in rows if r["d_loss_final"] is not None

@@ -115,7 +115,8 @@ def _row(arm, dom, gap, d_loss, g_loss, fd, flags=None, fooled=0.0):
 
 
 def test_conclusion_is_generated_from_the_numbers():
-    meta = {"steps": 100, "batch_size": 8, "base_width": 4, "seed": 0, "samples": 30}
+    meta = {"steps": 100, "batch_size": 8, "base_width": 4, "seed": 0, "samples": 30,
+            "roles": benchmark.ROLES}
     real = {"frechet_distance": 0.1, "inception_score": 3.0, "ndb_over_k": 0.05}
     fair_simple = [_row("simple", 0.0, 0.2, 1.2, 0.9, 5.0),
                    _row("resnet9", 0.9, 0.97, 0.002, 6.7, 20.0)]
@@ -136,18 +137,26 @@ def test_conclusion_is_generated_from_the_numbers():
                                  flags="--disc resnet9 --d-lr-scale 0.1", fooled=1.0)]
     text = report.conclusion(broken, real, meta)
     assert "the most balanced fight was simple" in text
-    assert "Cutting ResNet-9's learning rate 10× worsened the balance" in text
+    assert "Cutting resnet9's learning rate 10× worsened the balance" in text
     assert "D fooled 100%" in text
     # A win on balance by a discriminator that still dominates most of the run says so.
     both_dominant = [_row("simple", 0.8, 0.9, 0.1, 4.8, 60.0), _row("resnet9", 0.95, 0.97, 0.01,
                                                                      5.7, 70.0)]
-    assert "only relative to ResNet-9" in report.conclusion(both_dominant, real, meta)
+    assert "only relative to resnet9" in report.conclusion(both_dominant, real, meta)
     # Differences within the tie margins decide nothing.
     close = [_row("simple", 0.50, 0.60, 0.3, 3.0, 10.0),
              _row("resnet9", 0.52, 0.62, 0.3, 3.1, 10.2)]
     text = report.conclusion(close, real, meta)
     assert "about equally balanced" in text and "samples of about equal quality" in text
     assert "cannot decide the hypothesis" in text and "a tie within 5%" in text
+    # The names come from the benchmark's roles, not from the report.
+    renamed = dict(meta, roles={"simple": "cnn", "strong": "deep", "lr_cut": "deep-slow"})
+    rows = [dict(r, arm={"simple": "cnn", "resnet9": "deep"}[r["arm"]]) for r in fair_simple]
+    rows.append(_row("deep-slow", 0.0, 0.01, 5.8, 0.01, 30.0,
+                     flags="--disc resnet9 --d-lr-scale 0.1", fooled=1.0))
+    text = report.conclusion(rows, real, renamed)
+    assert "Of the two discriminators at their reference settings, cnn gave" in text
+    assert "Cutting deep's learning rate 10×" in text
     # Without a classifier, quality is ranked by NDB/K.
     no_fd = [dict(r, frechet_distance=None) for r in fair_simple]
     assert "best samples by NDB/K" in report.conclusion(no_fd, real, meta)
