@@ -92,6 +92,9 @@ def export(run_dir, model_base_path, version: int | None = None, checkpoint: str
       RunError: the run cannot be read, or the version already exists.
     """
     run = RunDir(run_dir)
+    if run.exists() and run.load_config().model.conditional:
+        raise RunError("This run is class-conditional; exporting conditional generators "
+                       "(signatures with a class input) is not built yet.")
     source = "given"
     if checkpoint is None:
         checkpoint = run.best_checkpoint() if best else None

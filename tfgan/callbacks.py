@@ -13,6 +13,7 @@ import sys
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfgan import audio, plots
@@ -121,10 +122,11 @@ class SampleWriter(keras.callbacks.Callback):
     """Every `every` steps: G(z_fixed) as a PNG grid, WAV files and TensorBoard summaries."""
 
     def __init__(self, counter: StepCounter, every: int, run, stats: audio.Stats, z_fixed,
-                 sampler, n_iter: int = 32, writer=None, num_wavs: int = 4):
+                 sampler, n_iter: int = 32, writer=None, num_wavs: int = 4, labels=None):
         super().__init__()
         self.counter, self.every, self.run, self.stats = counter, every, run, stats
         self.z, self.sampler, self.n_iter = z_fixed, sampler, n_iter
+        self.labels = labels  # a conditional G's classes, class by class
         self.writer, self.num_wavs = writer, num_wavs
 
     def on_train_batch_end(self, batch, logs=None):
@@ -134,17 +136,25 @@ class SampleWriter(keras.callbacks.Callback):
     def write(self, step: int):
         if self.model is not None:
             self.model.refresh_ema_statistics()
-        specs = self.sampler(self.z, training=False).numpy()
+        specs = self.sampler(self.z, self.labels, training=False).numpy()
         name = f"step_{step:06d}"
-        plots.save_grid(self.run.samples / f"{name}.png", specs, title=f"step {step}")
-        waves = audio.to_waveform(specs[: self.num_wavs], self.stats, self.n_iter).numpy()
+        # A conditional G's grid: one row per class.
+        columns = 0 if self.labels is None else int(np.sum(self.labels.numpy() == 0))
+        plots.save_grid(self.run.samples / f"{name}.png", specs, title=f"step {step}",
+                        columns=columns)
+        if self.labels is None:
+            heard = specs[: self.num_wavs]
+        else:  # the first sample of each class
+            heard = specs[np.unique(self.labels.numpy(), return_index=True)[1]]
+        waves = audio.to_waveform(heard, self.stats, self.n_iter).numpy()
         rate = self.stats.data.sample_rate
         for k, wave in enumerate(waves):
             audio.write_wav(self.run.samples / f"{name}_{k}.wav", wave, rate)
         if self.writer is not None:
             with self.writer.as_default(step=step):
-                tf.summary.image("samples", plots.grid_image(specs)[None], max_outputs=1)
-                tf.summary.audio("samples", waves[..., None], rate, max_outputs=self.num_wavs)
+                tf.summary.image("samples", plots.grid_image(specs, columns)[None],
+                                 max_outputs=1)
+                tf.summary.audio("samples", waves[..., None], rate, max_outputs=len(waves))
         return specs, waves
 
 

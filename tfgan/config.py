@@ -109,8 +109,26 @@ class ModelConfig:
     width: int = 64
     spectral_norm: bool = False  # balance control: spectral normalisation on D
     d_norm: str = "batch"  # normalisation layers in D: the reference's BatchNorm, or none
+    # Class-conditional G and projection D. `classes` are the class names in label order,
+    # filled from the data's sub-folders when training starts.
+    conditional: bool = False
+    classes: tuple = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "classes", tuple(self.classes))  # a JSON list reads back
+
+    @property
+    def num_classes(self) -> int:
+        """Classes G and D are conditioned on (0: unconditional)."""
+        return len(self.classes) if self.conditional else 0
 
     def validate(self) -> None:
+        if self.classes and not self.conditional:
+            raise ValueError("classes are only for a conditional model. Received: "
+                             f"conditional=False, classes={list(self.classes)}")
+        if self.conditional and len(self.classes) == 1:
+            raise ValueError("A conditional model needs at least two classes. Received: "
+                             f"classes={list(self.classes)}")
         if self.d_norm not in D_NORMS:
             raise ValueError(f"d_norm must be one of {D_NORMS}. Received: d_norm={self.d_norm!r}")
         if self.disc not in discriminator_names():

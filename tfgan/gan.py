@@ -100,6 +100,18 @@ class GAN(keras.Model):
 
     # -- the step ---------------------------------------------------------------------------
 
+    # A class goes to G and D only when the batch has labels (a conditional model), so any
+    # unconditional Keras model with call(x, training) can be used as G or D.
+    def _d(self, x, labels):
+        if labels is None:
+            return self.discriminator(x, training=True)
+        return self.discriminator(x, labels, training=True)
+
+    def _g(self, z, labels):
+        if labels is None:
+            return self.generator(z, training=True)
+        return self.generator(z, labels, training=True)
+
     def _d_inputs(self, x, step):
         """What D sees: augmented (DiffAugment/ADA) and noised copies of `x`."""
         if self.augmentations:
@@ -127,7 +139,7 @@ class GAN(keras.Model):
             grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
         return tf.linalg.global_norm(grads) / cls._loss_scale(optimizer)
 
-    def _penalised(self, x, gamma, optimizer):
+    def _penalised(self, x, labels, gamma, optimizer):
         """D(x) `[b, 1]` and the zero-centred penalty gamma/2 ||grad_x D(x)||^2 `[b]`.
 
         Under mixed_float16 the input gradient runs back through float16 layers, where
@@ -136,26 +148,28 @@ class GAN(keras.Model):
         and the loss-scale optimizer skips the step and lowers the scale.
         """
         if gamma <= 0:
-            return self.discriminator(x, training=True), tf.zeros([tf.shape(x)[0]])
+            return self._d(x, labels), tf.zeros([tf.shape(x)[0]])
         scale = self._loss_scale(optimizer)
         with tf.GradientTape() as tape:
             tape.watch(x)
-            logits = self.discriminator(x, training=True)
+            logits = self._d(x, labels)
             # The sum must be taken while the tape records, or its gradient is None.
             total = tf.reduce_sum(tf.cast(logits, tf.float32)) * scale
         grad = tf.cast(tape.gradient(total, x), tf.float32) / scale
         return logits, 0.5 * gamma * tf.reduce_sum(tf.square(grad), axis=[1, 2, 3])
 
-    def _d_step(self, real, z, global_batch, step):
-        fake = self.generator(z, training=True)
+    def _d_step(self, real, z, labels, global_batch, step):
+        # A conditional G draws the real batch's classes: each fake has its real pair's.
+        fake = self._g(z, labels)
         real_in, fake_in = self._d_inputs(real, step), self._d_inputs(fake, step)
         with tf.GradientTape() as tape:
-            real_logits, penalty = self._penalised(real_in, self.r1_gamma, self.d_optimizer)
-            fake_logits, r2 = self._penalised(fake_in, self.r2_gamma, self.d_optimizer)
+            real_logits, penalty = self._penalised(real_in, labels, self.r1_gamma,
+                                                   self.d_optimizer)
+            fake_logits, r2 = self._penalised(fake_in, labels, self.r2_gamma, self.d_optimizer)
             penalty = penalty + r2
             per_example = self.d_loss_fn(real_logits, fake_logits, self.real_label)
             if self.loss_name == "wgan-gp":
-                gp = self._gradient_penalty(real, fake)
+                gp = self._gradient_penalty(real, fake, labels)
                 penalty = penalty + self.gp_weight * gp
             loss = tf.reduce_sum(per_example + penalty) / global_batch
             scaled = self.d_optimizer.scale_loss(loss)
@@ -171,24 +185,24 @@ class GAN(keras.Model):
             loss = tf.reduce_sum(per_example + penalty) / global_batch
         return loss, real_logits, fake_logits, self._grad_norm(grads, self.d_optimizer), penalty
 
-    def _gradient_penalty(self, real, fake):
+    def _gradient_penalty(self, real, fake, labels):
         """(||grad D(x_hat)|| - 1)^2 at random interpolates (Gulrajani et al., 2017)."""
         eps = tf.random.uniform([tf.shape(real)[0], 1, 1, 1])
         x_hat = eps * real + (1.0 - eps) * tf.cast(fake, real.dtype)
         with tf.GradientTape() as tape:
             tape.watch(x_hat)
-            total = tf.reduce_sum(self.discriminator(x_hat, training=True))
+            total = tf.reduce_sum(self._d(x_hat, labels))
         grads = tf.cast(tape.gradient(total, x_hat), tf.float32)
         norm = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + 1e-12)
         return tf.square(norm - 1.0)
 
-    def _g_step(self, real, z, global_batch, step):
+    def _g_step(self, real, z, labels, global_batch, step):
         variables = self.generator.trainable_variables
         with tf.GradientTape() as tape:
-            fake = self.generator(z, training=True)
-            fake_logits = self.discriminator(self._d_inputs(fake, step), training=True)
+            fake = self._g(z, labels)
+            fake_logits = self._d(self._d_inputs(fake, step), labels)
             # A relativistic G loss compares each fake with its paired real example.
-            real_logits = (self.discriminator(self._d_inputs(real, step), training=True)
+            real_logits = (self._d(self._d_inputs(real, step), labels)
                            if self.relativistic else None)
             loss = tf.reduce_sum(self.g_loss_fn(fake_logits, real_logits)) / global_batch
             scaled = self.g_optimizer.scale_loss(loss)
@@ -226,11 +240,12 @@ class GAN(keras.Model):
         if not norms:
             return
         z = tf.random.stateless_normal([batch_size, self.latent_dim], seed=[seed, 65537])
+        labels = balanced_labels(batch_size, g.num_classes)
         momenta = [n.momentum for n in norms]
         try:
             for n in norms:
                 n.momentum = 0.0
-            g(z, training=True)
+            g(z, training=True) if labels is None else g(z, labels, training=True)
         finally:
             for n, m in zip(norms, momenta):
                 n.momentum = m
@@ -247,16 +262,17 @@ class GAN(keras.Model):
     def train_step(self, data):
         real = tf.cast(data["real"], tf.float32)
         z = tf.cast(data["z"], tf.float32)
+        labels = tf.cast(data["labels"], tf.int32) if "labels" in data else None
         strategy = tf.distribute.get_strategy()
         global_batch = tf.cast(tf.shape(real)[0] * strategy.num_replicas_in_sync, tf.float32)
         step = self.g_optimizer.iterations
 
         for i in range(self.n_critic):
             d_loss, real_logits, fake_logits, d_norm, penalty = self._d_step(
-                real, z[:, i], global_batch, step)
+                real, z[:, i], labels, global_batch, step)
         if self.ada_target > 0:
             self._update_ada(real_logits, global_batch)
-        g_loss, g_norm = self._g_step(real, z[:, self.n_critic], global_batch, step)
+        g_loss, g_norm = self._g_step(real, z[:, self.n_critic], labels, global_batch, step)
         if self.ema_decay > 0:
             self._update_ema(step)
 
@@ -278,3 +294,10 @@ class GAN(keras.Model):
         for name, value in values.items():
             self.trackers[name].update_state(value)
         return {name: t.result() for name, t in self.trackers.items()}
+
+
+def balanced_labels(n: int, num_classes: int):
+    """`[n]` class indices cycling through every class (None when unconditional)."""
+    if not num_classes:
+        return None
+    return tf.range(n, dtype=tf.int32) % num_classes

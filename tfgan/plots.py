@@ -39,10 +39,12 @@ def grid_image(specs: np.ndarray, columns: int = 0) -> np.ndarray:
     return (rgba[..., :3] * 255).astype(np.uint8)
 
 
-def save_grid(path, specs: np.ndarray, title: str = "", scale: int = 3) -> None:
-    """Writes `grid_image(specs)` to `path`, enlarged `scale` times, with an optional title."""
+def save_grid(path, specs: np.ndarray, title: str = "", scale: int = 3,
+              columns: int = 0) -> None:
+    """Writes `grid_image(specs, columns)` to `path`, enlarged `scale` times, with an
+    optional title."""
     plt = _pyplot()
-    image = grid_image(specs)
+    image = grid_image(specs, columns)
     h, w = image.shape[:2]
     fig = plt.figure(figsize=(w * scale / 100, h * scale / 100 + (0.3 if title else 0)), dpi=100)
     ax = fig.add_axes([0, 0, 1, h * scale / (h * scale + (30 if title else 0))])

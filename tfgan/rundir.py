@@ -118,8 +118,9 @@ def build_generator(config: Config):
     from tfgan.models import Generator
 
     m = config.model
-    g = Generator(latent_dim=m.latent_dim, size=m.height, base_width=m.base_width)
-    g(tf.zeros([1, m.latent_dim]))
+    g = Generator(latent_dim=m.latent_dim, size=m.height, base_width=m.base_width,
+                  num_classes=m.num_classes)
+    g(tf.zeros([1, m.latent_dim]), tf.zeros([1], tf.int32) if m.num_classes else None)
     return g
 
 

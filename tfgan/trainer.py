@@ -46,7 +46,7 @@ from tfgan.checkpoint_layout import optimizer_variables
 from tfgan.config import Config
 from tfgan.data import pipeline
 from tfgan.eval.live import CleanBalance, build_held_out, make_quality_monitor
-from tfgan.gan import GAN
+from tfgan.gan import GAN, balanced_labels
 from tfgan.models import Generator, build_discriminator
 from tfgan.recovery import (MAX_LR_LOWERINGS, RunCheckpoints, any_worker_signal,
                             check_compatible, estimate_run_bytes, lower_learning_rates,
@@ -96,8 +96,9 @@ def build_gan(config: Config, strategy: tf.distribute.Strategy, precision: str) 
     sync = strategy.num_replicas_in_sync > 1
     with strategy.scope():
         def make_g():
-            g = Generator(m.latent_dim, m.height, m.base_width, sync_batchnorm=sync)
-            g(tf.zeros([1, m.latent_dim]))
+            g = Generator(m.latent_dim, m.height, m.base_width, sync_batchnorm=sync,
+                          num_classes=m.num_classes)
+            g(tf.zeros([1, m.latent_dim]), balanced_labels(1, m.num_classes))
             return g
 
         generator = make_g()
@@ -108,8 +109,8 @@ def build_gan(config: Config, strategy: tf.distribute.Strategy, precision: str) 
                 a.assign(b)
         disc = build_discriminator(m.disc, size=m.height, base_width=m.base_width,
                                    spectral_norm=m.spectral_norm, sync_batchnorm=sync,
-                                   norm=m.d_norm)
-        disc(tf.zeros([1, m.height, m.width, 1]))
+                                   norm=m.d_norm, num_classes=m.num_classes)
+        disc(tf.zeros([1, m.height, m.width, 1]), balanced_labels(1, m.num_classes))
         gan = GAN(generator, disc, m.latent_dim, n_critic=t.n_critic, gp_weight=t.gp_weight,
                   r1_gamma=t.r1_gamma, r2_gamma=t.r2_gamma, instance_noise=t.instance_noise,
                   noise_anneal_steps=t.steps, label_smoothing=t.label_smoothing,
@@ -132,7 +133,8 @@ def build_gan(config: Config, strategy: tf.distribute.Strategy, precision: str) 
 
 
 def gan_dataset(ds: tf.data.Dataset, config: Config, start_step: int) -> tf.data.Dataset:
-    """Adds latent noise to each batch: `{"real": x, "z": [b, n_critic + 1, latent]}`.
+    """Adds latent noise to each batch: `{"real": x, "z": [b, n_critic + 1, latent]}`
+    (and `"labels"` when `ds` yields `(x, labels)` pairs, for a conditional model).
 
     z depends only on (seed, step), so a resumed run continues the same noise sequence and
     every replica split of a global batch sees the same values.
@@ -140,18 +142,46 @@ def gan_dataset(ds: tf.data.Dataset, config: Config, start_step: int) -> tf.data
     t, latent = config.train, config.model.latent_dim
     steps = tf.data.Dataset.counter(start=start_step)
 
-    def add_z(x, step):
+    def add_z(batch, step):
         z = tf.random.stateless_normal([t.batch_size, t.n_critic + 1, latent],
                                        seed=tf.stack([tf.cast(t.seed, tf.int64), step]))
-        return {"real": x, "z": z}
+        if isinstance(batch, tuple):
+            return {"real": batch[0], "labels": batch[1], "z": z}
+        return {"real": batch, "z": z}
 
     return tf.data.Dataset.zip((ds, steps)).map(add_z)
 
 
+SAMPLES_PER_CLASS = 4  # a conditional run's sample grid: one row of this many per class
+
+
 def fixed_latents(config: Config) -> tf.Tensor:
     """The latent batch every sample grid of a run is drawn from."""
-    return tf.random.stateless_normal([config.train.num_samples, config.model.latent_dim],
+    k = config.model.num_classes
+    n = k * SAMPLES_PER_CLASS if k else config.train.num_samples
+    return tf.random.stateless_normal([n, config.model.latent_dim],
                                       seed=[config.train.seed, 7919])
+
+
+def fixed_labels(config: Config):
+    """The classes of `fixed_latents`, class by class (None: unconditional)."""
+    k = config.model.num_classes
+    return tf.repeat(tf.range(k, dtype=tf.int32), SAMPLES_PER_CLASS) if k else None
+
+
+def with_classes(config: Config, scan, saved: Optional[Config] = None) -> Config:
+    """`config` with its conditional model's classes: the data's class sub-folders."""
+    if not config.model.conditional:
+        return config
+    classes = tuple(scan.class_names)
+    if len(classes) < 2 or min(scan.labels, default=-1) < 0:
+        raise RunError("--conditional needs every file in a class sub-folder and at least "
+                       f"two classes; {scan.root} has {len(classes)} "
+                       f"({', '.join(classes) or 'none'}).")
+    if saved is not None and saved.model.classes and saved.model.classes != classes:
+        raise RunError(f"The run was trained on classes {list(saved.model.classes)}; the data "
+                       f"now has {list(classes)}. Use the same data or a new --run-dir.")
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, classes=classes))
 
 
 def worker_role(strategy: tf.distribute.Strategy) -> tuple[bool, int]:
@@ -216,12 +246,12 @@ def train(config: Config, run_dir, resume: bool = False, loop: str = "fit",
                          f"replicas. Received: batch_size={config.train.batch_size}")
     keras.utils.set_random_seed(config.train.seed)
 
-    gan = build_gan(config, strategy, precision)
-    run.check_free_space(estimate_run_bytes(config, gan))
-
     data_root = pipeline.builtin_or(config.data.data_dir)
     scan = pipeline.scan_folder(data_root, config.data)
     print(scan.summary(), file=stream, flush=True)
+    config = with_classes(config, scan, run.load_config() if resume and run.exists() else None)
+    gan = build_gan(config, strategy, precision)
+    run.check_free_space(estimate_run_bytes(config, gan))
     if chief and strategy.num_replicas_in_sync > 1:
         print(f"{sync_summary(strategy)} in sync", file=stream, flush=True)
     if resume and run.stats_path.exists():
@@ -258,8 +288,8 @@ def train(config: Config, run_dir, resume: bool = False, loop: str = "fit",
         clean_data = dataclasses.replace(config.data, cache=False, shuffle_buffer=64)
         clean = CleanBalance(gan, pipeline.make_dataset(
             scan, clean_data, stats, config.train.batch_size, training=True,
-            seed=config.train.seed + 7_000_003 + start_step), config.model.latent_dim,
-            config.train.seed)
+            seed=config.train.seed + 7_000_003 + start_step, with_labels=True),
+            config.model.latent_dim, config.train.seed)
         if config.train.eval_every and config.train.eval_every <= total:
             held = build_held_out(scan, config.data, stats, seed=config.train.seed,
                                   stream=stream)
@@ -289,10 +319,12 @@ def train(config: Config, run_dir, resume: bool = False, loop: str = "fit",
             if chief:
                 cbs.append(cb.SampleWriter(counter, config.train.sample_every, run, stats,
                                            fixed_latents(config), gan.sampler(),
-                                           config.train.griffin_lim_iters, writer))
+                                           config.train.griffin_lim_iters, writer,
+                                           labels=fixed_labels(config)))
             cbs += [saver, stopper, *callbacks]
             ds = pipeline.make_dataset(scan, config.data, stats, config.train.batch_size,
-                                       training=True, seed=config.train.seed + start_step)
+                                       training=True, seed=config.train.seed + start_step,
+                                       with_labels=config.model.conditional)
             ds = gan_dataset(ds, config, start_step)
             try:
                 _run_loop(loop, gan, ds, strategy, total - start_step, cbs)

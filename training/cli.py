@@ -14,6 +14,7 @@ from tfgan.config import (D_NORMS, PRECISIONS, PRESETS, RECIPES, SCALES, SLICES,
 FLAG_FIELDS = {
     "disc": ("model", "disc"), "base_width": ("model", "base_width"),
     "spectral_norm": ("model", "spectral_norm"), "d_norm": ("model", "d_norm"),
+    "conditional": ("model", "conditional"),
     "data": ("data", "data_dir"), "scale": ("data", "scale"), "slice": ("data", "slice"),
     "beta_1": ("train", "beta_1"), "beta_2": ("train", "beta_2"),
     "r2_gamma": ("train", "r2_gamma"), "eval_every": ("train", "eval_every"),
@@ -49,6 +50,9 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--d-norm", choices=D_NORMS,
                    help="normalisation layers in D (both recipes: batch; none is R3GAN's "
                         "normalisation-free D, needed by wgan-gp)")
+    g.add_argument("--conditional", action="store_true", default=None,
+                   help="class-conditional G and projection D, one class per sub-folder of "
+                        "--data (needs two or more)")
     g.add_argument("--spectral-norm", action="store_true", default=None,
                    help="spectral normalisation on every layer of D (balance control)")
 

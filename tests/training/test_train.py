@@ -146,11 +146,16 @@ import dataclasses
 # references run the same ops, so the comparison isolates the split of the batch.
 FusedBatchNorm._fusable = lambda self, *args: False
 c = preset("cpu", "reference")  # no augmentation: the replicas must agree exactly
-c = dataclasses.replace(c, model=dataclasses.replace(c.model, base_width=4, disc=sys.argv[1]),
-                        train=dataclasses.replace(c.train, batch_size=8))
+conditional = sys.argv[2] == "conditional"
+c = dataclasses.replace(c, model=dataclasses.replace(
+        c.model, base_width=4, disc=sys.argv[1], conditional=conditional,
+        classes=("a", "b", "c") if conditional else ()),
+    train=dataclasses.replace(c.train, batch_size=8))
 rng = np.random.default_rng(0)
 batch = {"real": np.tanh(rng.normal(size=(8, 64, 64, 1))).astype("float32"),
          "z": rng.normal(size=(8, 2, 100)).astype("float32")}
+if conditional:
+    batch["labels"] = np.array([0, 1, 2, 0, 1, 2, 2, 1], np.int32)
 
 def one_step(strategy):
     keras.utils.set_random_seed(1)
@@ -196,9 +201,11 @@ print(json.dumps({"two": relative_change(one, two), "perm": relative_change(one,
 """
 
 
-@pytest.mark.parametrize("disc", ["simple", "resnet9"])
-def test_one_and_two_replicas_give_the_same_update(disc):
-    proc = subprocess.run([sys.executable, "-c", REPLICA_SCRIPT, disc], cwd=ROOT, env=_env(),
+@pytest.mark.parametrize("disc, kind", [("simple", "plain"), ("resnet9", "plain"),
+                                        ("simple", "conditional")])
+def test_one_and_two_replicas_give_the_same_update(disc, kind):
+    proc = subprocess.run([sys.executable, "-c", REPLICA_SCRIPT, disc, kind], cwd=ROOT,
+                          env=_env(),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -301,3 +308,22 @@ def _linear_critic(size, w):
         keras.Input((size, size, 1)), keras.layers.Flatten(),
         keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(w),
                            bias_initializer="ones")])
+
+
+def test_conditional_run_learns_the_folders_classes_and_samples_each(tmp_path, data_dir):
+    run = tmp_path / "run"
+    run_cli("--conditional", "--data", str(data_dir), "--run-dir", str(run), *TINY)
+    config = json.loads((run / "config.json").read_text())["model"]
+    assert config["conditional"] and config["classes"] == ["chirp_up", "kick", "sine"]
+    # One WAV per class (the first sample of each row of the grid).
+    assert sorted(p.name for p in (run / "samples").glob("step_000006_*.wav")) == [
+        f"step_000006_{k}.wav" for k in range(3)]
+    # The classes are part of the run: other data is refused on resume.
+    one = tmp_path / "one" / "sine"
+    one.mkdir(parents=True)
+    for wav in (data_dir / "sine").glob("*.wav"):
+        (one / wav.name).write_bytes(wav.read_bytes())
+    proc = run_cli("--data", str(one.parent), "--run-dir", str(run), "--resume", "--steps", "8",
+                   check=False)
+    assert proc.returncode == 2 and "at least two classes" in proc.stderr
+    assert "Traceback" not in proc.stderr

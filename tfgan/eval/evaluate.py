@@ -85,11 +85,15 @@ def real_crops(scan, data_cfg, stats, n: int, seed: int) -> np.ndarray:
 
 
 def generate(generator, n: int, latent_dim: int, seed: int, batch: int = 256) -> np.ndarray:
-    """`n` samples `[n, H, W, 1]` of `generator` (inference mode) from seeded latents."""
+    """`n` samples `[n, H, W, 1]` of `generator` (inference mode) from seeded latents; a
+    conditional generator is asked for every class in turn (equal shares)."""
     import tensorflow as tf
 
     z = tf.random.stateless_normal([n, latent_dim], seed=[seed, 104729])
-    parts = [generator(z[i:i + batch], training=False).numpy() for i in range(0, n, batch)]
+    k = getattr(generator, "num_classes", 0)
+    labels = tf.range(n, dtype=tf.int32) % k if k else None
+    parts = [generator(z[i:i + batch], None if labels is None else labels[i:i + batch],
+                       training=False).numpy() for i in range(0, n, batch)]
     return np.concatenate(parts).astype(np.float32)
 
 

@@ -30,18 +30,24 @@ class Generator(keras.Model):
       base_width: `c`, the channels of the last hidden block; the first has `c * 2**k`.
       sync_batchnorm: synchronise BatchNorm statistics across replicas (set by the
         trainer when a strategy has more than one replica).
+      num_classes: 0 for an unconditional generator; otherwise a class index in
+        `[0, num_classes)` goes with each z, as a learned embedding (of z's length)
+        concatenated to z before the first layer.
     """
 
     def __init__(self, latent_dim: int = 100, size: int = 64, base_width: int = 64,
-                 sync_batchnorm: bool = False, **kwargs):
+                 sync_batchnorm: bool = False, num_classes: int = 0, **kwargs):
         super().__init__(**kwargs)
         k = _check_size("size", size)
         if latent_dim < 1 or base_width < 1:
             raise ValueError(f"latent_dim and base_width must be positive. Received: "
                              f"latent_dim={latent_dim}, base_width={base_width}")
         self.latent_dim, self.size, self.base_width = latent_dim, size, base_width
-        self.sync_batchnorm = sync_batchnorm
+        self.sync_batchnorm, self.num_classes = sync_batchnorm, num_classes
         top = base_width * 2 ** k
+        if num_classes:
+            self.class_embedding = layers.Embedding(num_classes, latent_dim,
+                                                    embeddings_initializer="random_normal")
 
         def bn():
             return batch_norm(sync_batchnorm)
@@ -59,7 +65,13 @@ class Generator(keras.Model):
         # tanh in float32: under mixed precision the output must stay exact at +-1.
         self.out = layers.Activation("tanh", dtype="float32")
 
-    def call(self, z, training=False):
+    def call(self, z, labels=None, training=False):
+        if self.num_classes:
+            if labels is None:
+                raise ValueError(f"This generator is conditional on {self.num_classes} "
+                                 "classes: pass `labels`, a class index for each z.")
+            z = keras.ops.concatenate(
+                [z, keras.ops.cast(self.class_embedding(labels), z.dtype)], axis=-1)
         x = self.reshape(self.project(z))
         x = keras.ops.relu(self.project_bn(x, training=training))
         for conv, norm in zip(self.convs, self.norms):
@@ -68,4 +80,5 @@ class Generator(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "latent_dim": self.latent_dim, "size": self.size,
-                "base_width": self.base_width, "sync_batchnorm": self.sync_batchnorm}
+                "base_width": self.base_width, "sync_batchnorm": self.sync_batchnorm,
+                "num_classes": self.num_classes}

@@ -7,7 +7,8 @@ from keras import layers
 
 from tfgan.models.batchnorm import batch_norm
 from tfgan.models.generator import _check_size
-from tfgan.models.spectral import check_norm, maybe_spectral, neutral_logit
+from tfgan.models.spectral import (Projection, check_norm, logit_head, maybe_spectral,
+                                   neutral_logit)
 
 
 class ConvBlock(layers.Layer):
@@ -33,7 +34,7 @@ class ConvBlock(layers.Layer):
         # branch would stay at zero for ever.
         self.linear = init == "zeros"
 
-    def call(self, x, training=False):
+    def call(self, x, labels=None, training=False):
         x = self.conv(x, training=training)
         if self.norm is not None:
             x = self.norm(x, training=training)
@@ -56,12 +57,15 @@ class ResNet9Discriminator(keras.Model):
       base_width: `c`.
       spectral_norm: spectral normalisation on every Conv/Dense (balance control).
       sync_batchnorm: synchronise BatchNorm statistics across replicas.
+      num_classes: 0 for an unconditional D; otherwise projection conditioning
+        (`Projection`): logit = psi(phi(x)) + embed(y) . phi(x).
       norm: "batch" (the reference) or "none" (no normalisation, zero-initialised
         residual branches, as R3GAN's D).
     """
 
     def __init__(self, size: int = 64, base_width: int = 64, spectral_norm: bool = False,
-                 sync_batchnorm: bool = False, norm: str = "batch", **kwargs):
+                 sync_batchnorm: bool = False, norm: str = "batch", num_classes: int = 0,
+                 **kwargs):
         super().__init__(**kwargs)
         _check_size("size", size)
         if base_width < 1:
@@ -83,15 +87,19 @@ class ResNet9Discriminator(keras.Model):
         self.pool = layers.GlobalMaxPooling2D()               # [b, 8c]
         self.flatten = layers.Flatten()
         self.logit = neutral_logit(spectral_norm)
+        self.num_classes = num_classes
+        self.projection = Projection(num_classes) if num_classes else None
 
-    def call(self, x, training=False):
+    def call(self, x, labels=None, training=False):
         x = self.layer1(self.prep(x, training=training), training=training)
         x = x + self.res1[1](self.res1[0](x, training=training), training=training)
         x = self.layer3(self.layer2(x, training=training), training=training)
         x = x + self.res3[1](self.res3[0](x, training=training), training=training)
-        return self.logit(self.flatten(self.pool(x)), training=training)
+        return self._head(self.flatten(self.pool(x)), labels, training)
 
     def get_config(self):
         return {**super().get_config(), "size": self.size, "base_width": self.base_width,
                 "spectral_norm": self.spectral_norm, "sync_batchnorm": self.sync_batchnorm,
-                "norm": self.norm}
+                "norm": self.norm, "num_classes": self.num_classes}
+
+    _head = logit_head

@@ -7,7 +7,8 @@ from keras import layers
 
 from tfgan.models.batchnorm import batch_norm
 from tfgan.models.generator import _check_size
-from tfgan.models.spectral import check_norm, maybe_spectral, neutral_logit
+from tfgan.models.spectral import (Projection, check_norm, logit_head, maybe_spectral,
+                                   neutral_logit)
 
 
 @keras.saving.register_keras_serializable(package="tfgan")
@@ -27,11 +28,14 @@ class SimpleDiscriminator(keras.Model):
       spectral_norm: wrap every Conv/Dense in spectral normalisation (a balance control,
         off by default so the architecture stays the reference one).
       sync_batchnorm: synchronise BatchNorm statistics across replicas.
+      num_classes: 0 for an unconditional D; otherwise projection conditioning
+        (`Projection`): logit = psi(phi(x)) + embed(y) . phi(x).
       norm: "batch" (the reference) or "none" (Conv -> LeakyReLU only, as R3GAN's D).
     """
 
     def __init__(self, size: int = 64, base_width: int = 64, spectral_norm: bool = False,
-                 sync_batchnorm: bool = False, norm: str = "batch", **kwargs):
+                 sync_batchnorm: bool = False, norm: str = "batch", num_classes: int = 0,
+                 **kwargs):
         super().__init__(**kwargs)
         n_blocks = _check_size("size", size) + 1
         if base_width < 1:
@@ -48,15 +52,19 @@ class SimpleDiscriminator(keras.Model):
                 self.norms.append(batch_norm(sync_batchnorm))
         self.flatten = layers.Flatten()                   # [b, 4*4*c*2^(n-1)]
         self.logit = neutral_logit(spectral_norm)
+        self.num_classes = num_classes
+        self.projection = Projection(num_classes) if num_classes else None
 
-    def call(self, x, training=False):
+    def call(self, x, labels=None, training=False):
         for i, conv in enumerate(self.convs):
             x = keras.ops.leaky_relu(conv(x, training=training), negative_slope=0.2)
             if i > 0 and self.norms:
                 x = self.norms[i - 1](x, training=training)
-        return self.logit(self.flatten(x), training=training)
+        return self._head(self.flatten(x), labels, training)
 
     def get_config(self):
         return {**super().get_config(), "size": self.size, "base_width": self.base_width,
                 "spectral_norm": self.spectral_norm, "sync_batchnorm": self.sync_batchnorm,
-                "norm": self.norm}
+                "norm": self.norm, "num_classes": self.num_classes}
+
+    _head = logit_head

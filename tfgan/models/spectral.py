@@ -1,5 +1,7 @@
-"""Pieces both discriminators share: spectral normalisation, the neutral logit, norm names."""
+"""Pieces both discriminators share: spectral normalisation, the neutral logit, norm names,
+class projection."""
 
+import keras
 from keras import layers
 
 NORMS = ("batch", "none")
@@ -37,3 +39,41 @@ def maybe_spectral(layer, enabled: bool):
     # The wrapped layer's dtype policy, so a float32 logit layer stays float32 under
     # mixed precision instead of taking the global mixed policy.
     return layers.SpectralNormalization(layer, power_iterations=1, dtype=layer.dtype_policy)
+
+
+class Projection(layers.Layer):
+    """The class term of a projection discriminator (Miyato & Koyama, 2018):
+    `embed(y) . phi(x)`, added to the unconditional logit psi(phi(x)).
+
+    The embedding starts at zero, so a conditional D starts as neutral as an
+    unconditional one (every logit 0).
+    """
+
+    def __init__(self, num_classes: int, **kwargs):
+        kwargs["dtype"] = "float32"  # the logit's precision, as the logit layer's
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+
+    def build(self, features_shape):
+        self.embedding = layers.Embedding(self.num_classes, int(features_shape[-1]),
+                                          embeddings_initializer="zeros", dtype="float32")
+        self.embedding.build((None,))
+
+    def call(self, features, labels):
+        features = keras.ops.cast(features, "float32")
+        return keras.ops.sum(self.embedding(labels) * features, axis=-1, keepdims=True)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}
+
+
+def logit_head(d, features, labels, training):
+    """A discriminator's output from its features: `d.logit`, plus `d.projection`'s class
+    term when `d` is conditional (both discriminators use this as their `_head`)."""
+    logit = d.logit(features, training=training)
+    if d.projection is None:
+        return logit
+    if labels is None:
+        raise ValueError(f"This discriminator is conditional on {d.num_classes} classes: "
+                         "pass `labels`, the class of each input.")
+    return logit + d.projection(features, labels)

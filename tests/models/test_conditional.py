@@ -1,0 +1,66 @@
+"""Class-conditional generator and projection discriminators."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfgan.config import Config, ModelConfig
+from tfgan.models import Generator, build_discriminator
+
+X = tf.random.stateless_uniform([6, 64, 64, 1], seed=[3, 4], minval=-1, maxval=1)
+Y = tf.constant([0, 1, 2, 2, 1, 0])
+
+
+def _d(name, **kw):
+    d = build_discriminator(name, size=64, base_width=4, num_classes=3, **kw)
+    d(X, Y)
+    return d
+
+
+def test_generator_depends_on_the_class_and_round_trips():
+    g = Generator(16, 64, 4, num_classes=3)
+    z = tf.random.stateless_normal([3, 16], seed=[1, 2])
+    out = {k: g(z, tf.fill([3], k)).numpy() for k in range(3)}
+    assert out[0].shape == (3, 64, 64, 1)
+    assert not np.allclose(out[0], out[1]) and not np.allclose(out[1], out[2])
+    again = Generator.from_config(g.get_config())
+    again(z, tf.fill([3], 0))
+    again.set_weights(g.get_weights())
+    np.testing.assert_array_equal(again(z, tf.fill([3], 2)), out[2])
+    with pytest.raises(ValueError, match="conditional on 3 classes: pass `labels`"):
+        g(z)
+
+
+@pytest.mark.parametrize("name", ["simple", "resnet9"])
+def test_a_conditional_d_starts_neutral_for_every_class(name):
+    assert np.all(_d(name)(X, Y).numpy() == 0.0)
+
+
+@pytest.mark.parametrize("name", ["simple", "resnet9"])
+def test_projection_logit_is_psi_of_phi_plus_the_class_embedding_dot_phi(name, monkeypatch):
+    d = _d(name)
+    rng = np.random.default_rng(0)
+    kernel, bias = d.logit.kernel, d.logit.bias
+    kernel.assign(rng.normal(size=kernel.shape).astype("float32"))
+    bias.assign([0.5])
+    table = d.projection.embedding.embeddings
+    table.assign(rng.normal(size=table.shape).astype("float32"))
+    logits = d(X, Y).numpy()
+    # phi(x): the same D with its head replaced by the identity.
+    monkeypatch.setattr(d, "_head", lambda features, labels, training: features)
+    phi = d(X, Y).numpy()
+    expected = phi @ kernel.numpy() + 0.5 + np.sum(table.numpy()[Y.numpy()] * phi, axis=1,
+                                                     keepdims=True)
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_config_keeps_the_classes_and_refuses_nonsense():
+    c = Config(model=ModelConfig(conditional=True, classes=("kick", "snare"))).validate()
+    assert Config.from_json(c.to_json()) == c and c.model.num_classes == 2
+    assert Config().model.num_classes == 0
+    with pytest.raises(ValueError, match="at least two classes"):
+        ModelConfig(conditional=True, classes=("kick",)).validate()
+    with pytest.raises(ValueError, match="only for a conditional model"):
+        ModelConfig(classes=("kick", "snare")).validate()
