@@ -128,7 +128,7 @@ def test_an_overflowing_penalty_is_a_skipped_step_not_a_divergence():
     real = tf.constant(rng.uniform(-1, 1, [4, 64, 64, 1]).astype(np.float32))
     z = tf.random.stateless_normal([4, 8], seed=[0, 0])
     before = gan.discriminator.w.numpy().copy()
-    loss, *_, penalty = gan._d_step(real, z, 4.0, 0)
+    loss, *_, penalty = gan._d_step(real, z, None, 4.0, 0)
     assert np.isfinite(float(loss)) and np.all(np.isfinite(penalty.numpy()))
     np.testing.assert_array_equal(gan.discriminator.w.numpy(), before)  # step skipped
 
@@ -168,11 +168,11 @@ def test_r1_and_r2_are_gamma_over_two_squared_input_gradient():
     w = rng.standard_normal([1, 64, 64, 1]).astype(np.float32)
     gan = _gan(Linear(w))
     x = tf.constant(rng.uniform(-1, 1, [3, 64, 64, 1]).astype(np.float32))
-    logits, penalty = gan._penalised(x, 0.3, gan.d_optimizer)
+    logits, penalty = gan._penalised(x, None, 0.3, gan.d_optimizer)
     np.testing.assert_allclose(penalty.numpy(), [0.15 * np.sum(w ** 2)] * 3, rtol=1e-5)
     np.testing.assert_allclose(logits.numpy()[:, 0], np.sum(x.numpy() * w, axis=(1, 2, 3)),
                                rtol=1e-5)
-    _, none = gan._penalised(x, 0.0, gan.d_optimizer)
+    _, none = gan._penalised(x, None, 0.0, gan.d_optimizer)
     assert np.all(none.numpy() == 0)
 
 
@@ -183,7 +183,7 @@ def test_d_loss_adds_both_penalties():
     gan = _gan(Linear(w), r1_gamma=0.2, r2_gamma=0.4)
     real = tf.constant(rng.uniform(-1, 1, [4, 64, 64, 1]).astype(np.float32))
     z = tf.random.stateless_normal([4, 8], seed=[0, 0])
-    loss, real_logits, fake_logits, _, penalty = gan._d_step(real, z, 4.0, 0)
+    loss, real_logits, fake_logits, _, penalty = gan._d_step(real, z, None, 4.0, 0)
     pairing = losses.rpgan_discriminator_loss(real_logits, fake_logits).numpy()
     expected = np.mean(pairing) + 0.5 * (0.2 + 0.4) * np.sum(w ** 2)
     assert float(loss) == pytest.approx(expected, rel=1e-5)
@@ -209,7 +209,7 @@ def test_r1_under_mixed_float16_matches_float32():
                 opt = keras.optimizers.LossScaleOptimizer(opt)
             gan.compile(d_optimizer=opt, g_optimizer=keras.optimizers.Adam(), loss="rpgan")
             opt.build(d.trainable_variables)
-            return gan._penalised(x, 1.0, opt)[1].numpy()
+            return gan._penalised(x, None, 1.0, opt)[1].numpy()
         finally:
             keras.mixed_precision.set_global_policy("float32")
 
