@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfgan import audio, plots
+from tfgan.models import with_labels
 
 
 class NonFiniteLoss(RuntimeError):
@@ -136,7 +137,7 @@ class SampleWriter(keras.callbacks.Callback):
     def write(self, step: int):
         if self.model is not None:
             self.model.refresh_ema_statistics()
-        specs = self.sampler(self.z, self.labels, training=False).numpy()
+        specs = with_labels(self.sampler, self.z, self.labels, training=False).numpy()
         name = f"step_{step:06d}"
         # A conditional G's grid: one row per class.
         columns = 0 if self.labels is None else int(np.sum(self.labels.numpy() == 0))

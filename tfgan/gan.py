@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from tfgan import augment as augment_lib
 from tfgan import losses as losses_lib
+from tfgan.models import balanced_labels, with_labels
 
 METRIC_NAMES = ("d_loss", "g_loss", "d_real_acc", "d_fake_acc", "d_real", "d_fake", "d_rank",
                 "d_grad_norm", "g_grad_norm", "gp", "ada_p")
@@ -100,17 +101,11 @@ class GAN(keras.Model):
 
     # -- the step ---------------------------------------------------------------------------
 
-    # A class goes to G and D only when the batch has labels (a conditional model), so any
-    # unconditional Keras model with call(x, training) can be used as G or D.
     def _d(self, x, labels):
-        if labels is None:
-            return self.discriminator(x, training=True)
-        return self.discriminator(x, labels, training=True)
+        return with_labels(self.discriminator, x, labels, training=True)
 
     def _g(self, z, labels):
-        if labels is None:
-            return self.generator(z, training=True)
-        return self.generator(z, labels, training=True)
+        return with_labels(self.generator, z, labels, training=True)
 
     def _d_inputs(self, x, step):
         """What D sees: augmented (DiffAugment/ADA) and noised copies of `x`."""
@@ -245,7 +240,7 @@ class GAN(keras.Model):
         try:
             for n in norms:
                 n.momentum = 0.0
-            g(z, training=True) if labels is None else g(z, labels, training=True)
+            with_labels(g, z, labels, training=True)
         finally:
             for n, m in zip(norms, momenta):
                 n.momentum = m
@@ -294,10 +289,3 @@ class GAN(keras.Model):
         for name, value in values.items():
             self.trackers[name].update_state(value)
         return {name: t.result() for name, t in self.trackers.items()}
-
-
-def balanced_labels(n: int, num_classes: int):
-    """`[n]` class indices cycling through every class (None when unconditional)."""
-    if not num_classes:
-        return None
-    return tf.range(n, dtype=tf.int32) % num_classes

@@ -37,7 +37,7 @@ from tfgan import callbacks as cb
 from tfgan import checkpoint_layout as layout
 from tfgan.config import Config
 from tfgan.gan import GAN
-from tfgan.rundir import RunDir, RunError, trackable_weights
+from tfgan.rundir import RunDir, RunError
 
 MAX_LR_LOWERINGS = 3
 CHECKPOINTS_KEPT = 3
@@ -157,13 +157,17 @@ class RunCheckpoints:
     def __init__(self, gan: GAN, run: RunDir, every: int, chief: bool = True, task_id: int = 0):
         self.gan, self.run, self.every = gan, run, every
         self.step_var = tf.Variable(0, dtype=tf.int64, trainable=False)
-        tracked = dict(generator=trackable_weights(gan.generator),
-                       discriminator=trackable_weights(gan.discriminator),
-                       g_optimizer=gan.g_optimizer, d_optimizer=gan.d_optimizer,
-                       ada_p=gan.ada_p, step=self.step_var)
+        # What a checkpoint holds, by name: the models, the optimisers (with the model each
+        # trains), and the rest.
+        self.models = {"generator": gan.generator, "discriminator": gan.discriminator}
         if gan.ema_generator is not None:
-            tracked["ema_generator"] = trackable_weights(gan.ema_generator)
-        self.ckpt = tf.train.Checkpoint(**tracked)
+            self.models["ema_generator"] = gan.ema_generator
+        self.optimizers = {"g_optimizer": (gan.g_optimizer, gan.generator),
+                           "d_optimizer": (gan.d_optimizer, gan.discriminator)}
+        self.others = {"ada_p": gan.ada_p, "step": self.step_var}
+        self.ckpt = tf.train.Checkpoint(
+            **{name: layout.trackable_weights(m) for name, m in self.models.items()},
+            **{name: opt for name, (opt, _) in self.optimizers.items()}, **self.others)
         self.scratch = None if chief else run.checkpoints / f".worker-{task_id}-tmp"
         if chief:
             for stale in run.checkpoints.glob("*_temp"):  # a save cut short by a kill
@@ -185,10 +189,9 @@ class RunCheckpoints:
         best_dir = self.run.checkpoints / "best"
         if self._best is None:
             self._best_step = tf.Variable(0, dtype=tf.int64, trainable=False)
-            tracked = {"generator": trackable_weights(self.gan.generator),
-                       "step": self._best_step}
-            if self.gan.ema_generator is not None:
-                tracked["ema_generator"] = trackable_weights(self.gan.ema_generator)
+            tracked = {name: layout.trackable_weights(self.models[name])
+                       for name in ("generator", "ema_generator") if name in self.models}
+            tracked["step"] = self._best_step
             self._best = tf.train.CheckpointManager(tf.train.Checkpoint(**tracked),
                                                     str(best_dir), max_to_keep=1,
                                                     checkpoint_name="best")
@@ -218,15 +221,8 @@ class RunCheckpoints:
         if not layout.is_index_keyed(path):
             self.ckpt.restore(path).assert_existing_objects_matched()
             return
-        gan = self.gan  # written before checkpoints were keyed by variable path
-        models = {"generator": gan.generator, "discriminator": gan.discriminator}
-        if gan.ema_generator is not None:
-            models["ema_generator"] = gan.ema_generator
-        layout.restore_index_keyed(
-            path, models,
-            {"g_optimizer": (gan.g_optimizer, gan.generator),
-             "d_optimizer": (gan.d_optimizer, gan.discriminator)},
-            {"ada_p": gan.ada_p, "step": self.step_var})
+        # Written before checkpoints were keyed by variable path.
+        layout.restore_index_keyed(path, self.models, self.optimizers, self.others)
 
 
 def lower_learning_rates(gan: GAN, config: Config, run: Optional[RunDir], step: int) -> Config:

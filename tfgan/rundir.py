@@ -18,8 +18,6 @@ from tfgan import audio
 from tfgan.checkpoint_layout import index_keyed_weights, is_index_keyed, trackable_weights
 from tfgan.config import Config
 
-__all__ = ["RunDir", "RunError", "build_generator", "load_generator", "trackable_weights"]
-
 
 class RunError(ValueError):
     """A run directory that cannot be used as asked."""
@@ -115,12 +113,13 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def build_generator(config: Config):
-    from tfgan.models import Generator
+    from tfgan.models import Generator, balanced_labels, with_labels
 
     m = config.model
     g = Generator(latent_dim=m.latent_dim, size=m.height, base_width=m.base_width,
                   num_classes=m.num_classes)
-    g(tf.zeros([1, m.latent_dim]), tf.zeros([1], tf.int32) if m.num_classes else None)
+    with_labels(g, tf.zeros([1, m.latent_dim]), balanced_labels(1, m.num_classes),
+                training=False)
     return g
 
 

@@ -46,8 +46,8 @@ from tfgan.checkpoint_layout import optimizer_variables
 from tfgan.config import Config
 from tfgan.data import pipeline
 from tfgan.eval.live import CleanBalance, build_held_out, make_quality_monitor
-from tfgan.gan import GAN, balanced_labels
-from tfgan.models import Generator, build_discriminator
+from tfgan.gan import GAN
+from tfgan.models import Generator, balanced_labels, build_discriminator, with_labels
 from tfgan.recovery import (MAX_LR_LOWERINGS, RunCheckpoints, any_worker_signal,
                             check_compatible, estimate_run_bytes, lower_learning_rates,
                             set_learning_rates, stop_on_signals)
@@ -98,7 +98,8 @@ def build_gan(config: Config, strategy: tf.distribute.Strategy, precision: str) 
         def make_g():
             g = Generator(m.latent_dim, m.height, m.base_width, sync_batchnorm=sync,
                           num_classes=m.num_classes)
-            g(tf.zeros([1, m.latent_dim]), balanced_labels(1, m.num_classes))
+            with_labels(g, tf.zeros([1, m.latent_dim]), balanced_labels(1, m.num_classes),
+                        training=False)
             return g
 
         generator = make_g()
@@ -110,7 +111,8 @@ def build_gan(config: Config, strategy: tf.distribute.Strategy, precision: str) 
         disc = build_discriminator(m.disc, size=m.height, base_width=m.base_width,
                                    spectral_norm=m.spectral_norm, sync_batchnorm=sync,
                                    norm=m.d_norm, num_classes=m.num_classes)
-        disc(tf.zeros([1, m.height, m.width, 1]), balanced_labels(1, m.num_classes))
+        with_labels(disc, tf.zeros([1, m.height, m.width, 1]),
+                    balanced_labels(1, m.num_classes), training=False)
         gan = GAN(generator, disc, m.latent_dim, n_critic=t.n_critic, gp_weight=t.gp_weight,
                   r1_gamma=t.r1_gamma, r2_gamma=t.r2_gamma, instance_noise=t.instance_noise,
                   noise_anneal_steps=t.steps, label_smoothing=t.label_smoothing,
@@ -238,8 +240,9 @@ def train(config: Config, run_dir, resume: bool = False, loop: str = "fit",
     if chief and run.exists() and not resume:
         raise RunError(f"{run.path} already holds a run. Pass --resume to continue it, or "
                        "choose another --run-dir.")
-    if resume and run.exists():
-        check_compatible(run.load_config(), config)
+    saved = run.load_config() if resume and run.exists() else None
+    if saved is not None:
+        check_compatible(saved, config)
     run.prepare()
     if config.train.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"batch_size must divide evenly over {strategy.num_replicas_in_sync} "
@@ -249,7 +252,7 @@ def train(config: Config, run_dir, resume: bool = False, loop: str = "fit",
     data_root = pipeline.builtin_or(config.data.data_dir)
     scan = pipeline.scan_folder(data_root, config.data)
     print(scan.summary(), file=stream, flush=True)
-    config = with_classes(config, scan, run.load_config() if resume and run.exists() else None)
+    config = with_classes(config, scan, saved)
     gan = build_gan(config, strategy, precision)
     run.check_free_space(estimate_run_bytes(config, gan))
     if chief and strategy.num_replicas_in_sync > 1:

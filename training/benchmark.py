@@ -194,6 +194,7 @@ def train_arm(name: str, config, runs_dir, stream=sys.stdout) -> dict:
 def run_benchmark(args, stream=sys.stdout) -> dict:
     """Trains and scores every arm, then writes the report; returns report.json's dict."""
     from tfgan.eval.evaluate import build_reference, evaluate_run
+    from tfgan.models import with_labels
     from tfgan.rundir import RunDir, load_generator
     from tfgan.trainer import fixed_labels, fixed_latents
     from training import report
@@ -228,8 +229,8 @@ def run_benchmark(args, stream=sys.stdout) -> dict:
         generator, config, _, _ = load_generator(run)
         r["grid"] = f"samples_{r['arm']}.png"
         report.save_grid(os.path.join(args.out, r["grid"]),
-                         generator(fixed_latents(config), fixed_labels(config),
-                                   training=False).numpy())
+                         with_labels(generator, fixed_latents(config), fixed_labels(config),
+                                     training=False).numpy())
     meta = {
         "steps": args.steps, "batch_size": args.batch_size, "base_width": args.base_width,
         "seed": args.seed, "preset": args.preset, "samples": args.samples,

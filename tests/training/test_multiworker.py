@@ -31,15 +31,16 @@ WORKER = r"""
 import sys
 import keras, numpy as np
 from tfgan import trainer
-from tfgan.checkpoint_layout import variable_paths
+from tfgan.checkpoint_layout import checkpoint_key, variable_paths
 from training import run
 
 class Dump(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
-        # In the checkpoint's order: by each variable's path in its model.
-        weights = [w for m in (self.model.generator, self.model.discriminator)
-                   for w in variable_paths(m).values()]
-        np.savez(sys.argv[1], *[np.asarray(w.numpy()) for w in weights])
+        # Under the keys the checkpoint uses, so the two can be compared key by key.
+        models = {"generator": self.model.generator, "discriminator": self.model.discriminator}
+        np.savez(sys.argv[1], **{checkpoint_key(name, path): np.asarray(w.numpy())
+                                 for name, m in models.items()
+                                 for path, w in variable_paths(m).items()})
 
 real_train = trainer.train
 trainer.train = lambda *a, **k: real_train(*a, callbacks=[Dump()], **k)
@@ -92,8 +93,9 @@ def _workers(tmp_path, tag, args):
 
 
 def _load(path):
+    """{checkpoint key: weight} as a worker dumped them."""
     with np.load(path) as f:
-        return [f[k] for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))]
+        return {k: f[k] for k in f.files}
 
 
 def _relative_difference(a, b, start):
@@ -101,11 +103,6 @@ def _relative_difference(a, b, start):
     diff = np.sqrt(sum(float(np.sum((x - y) ** 2)) for x, y in zip(a, b)))
     size = np.sqrt(sum(float(np.sum((x - s) ** 2)) for x, s in zip(a, start)))
     return diff / size
-
-
-def _unescaped_path(key):
-    """"generator/convs.S0.Skernel/.ATTRIBUTES/..." -> "convs/0/kernel"."""
-    return key.split("/")[1].replace(".S", "/").replace("..", ".")
 
 
 def _steps(run):
@@ -130,20 +127,17 @@ def test_two_workers_train_in_step_like_one_process(tmp_path, data_dir):
     _wait_all(procs)
 
     chief, other, single = (_load(tmp_path / n) for n in ("a0.npz", "a1.npz", "ref.npz"))
-    assert len(chief) > 10
-    for a, b in zip(chief, other):  # the same all-reduced update on both workers
-        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    keys = sorted(chief)
+    assert len(keys) > 10 and sorted(other) == sorted(single) == keys
+    for k in keys:  # the same all-reduced update on both workers
+        np.testing.assert_allclose(chief[k], other[k], rtol=0, atol=1e-6)
 
     import tensorflow as tf
 
     reader = tf.train.load_checkpoint(str(ref / "checkpoints" / "ckpt-0"))
-    names = sorted((n for n in reader.get_variable_to_shape_map()
-                    if n.startswith(("generator/", "discriminator/"))
-                    and "OPTIMIZER" not in n),
-                   key=lambda n: (not n.startswith("generator/"), _unescaped_path(n)))
-    start = [reader.get_tensor(n) for n in names]
-    assert [s.shape for s in start] == [c.shape for c in chief]
-    moved = _relative_difference(single, chief, start)
+    start = [reader.get_tensor(k) for k in keys]  # every dumped weight is in the file
+    assert [w.shape for w in start] == [chief[k].shape for k in keys]
+    moved = _relative_difference([single[k] for k in keys], [chief[k] for k in keys], start)
     # Float round-off only (measured: ~5e-7 relative).
     assert moved < 1e-4, f"2 workers vs 1 process: the updates differ by {moved:.2e}"
 
@@ -177,8 +171,9 @@ def test_two_workers_train_in_step_like_one_process(tmp_path, data_dir):
     for log in logs:
         assert "Resumed from" in log and "at step 4" in log
     chief, other = _load(tmp_path / "b0.npz"), _load(tmp_path / "b1.npz")
-    for a, b in zip(chief, other):
-        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    assert sorted(chief) == sorted(other)
+    for k in chief:
+        np.testing.assert_allclose(chief[k], other[k], rtol=0, atol=1e-6)
     steps = _steps(run)
     assert steps == list(range(2, max(steps) + 1, 2)) and max(steps) <= stopped
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(run / "checkpoints")))

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from training.perf import main
+from training.perf.cli import main
 from training.perf.common import forward_macs, stats_of, step_flops
 from training.perf.report import summary_rows, to_markdown
 

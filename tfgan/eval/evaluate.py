@@ -89,11 +89,13 @@ def generate(generator, n: int, latent_dim: int, seed: int, batch: int = 256) ->
     conditional generator is asked for every class in turn (equal shares)."""
     import tensorflow as tf
 
+    from tfgan.models import balanced_labels, with_labels
+
     z = tf.random.stateless_normal([n, latent_dim], seed=[seed, 104729])
-    k = getattr(generator, "num_classes", 0)
-    labels = tf.range(n, dtype=tf.int32) % k if k else None
-    parts = [generator(z[i:i + batch], None if labels is None else labels[i:i + batch],
-                       training=False).numpy() for i in range(0, n, batch)]
+    labels = balanced_labels(n, getattr(generator, "num_classes", 0))
+    parts = [with_labels(generator, z[i:i + batch], None if labels is None
+                         else labels[i:i + batch], training=False).numpy()
+             for i in range(0, n, batch)]
     return np.concatenate(parts).astype(np.float32)
 
 

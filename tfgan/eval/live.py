@@ -147,18 +147,22 @@ class CleanBalance:
     def __call__(self, step: int) -> dict:
         import tensorflow as tf
 
+        from tfgan.models import with_labels
+
         g, d = self.gan.generator, self.gan.discriminator
         state = [(v, v.numpy()) for v in g.non_trainable_variables + d.non_trainable_variables]
         real, labels = next(self.real)
         real = tf.convert_to_tensor(real, tf.float32)
         # A conditional pair: each fake drawn for its real pair's class.
-        extra = (tf.cast(labels, tf.int32),) if getattr(g, "num_classes", 0) else ()
+        labels = tf.cast(labels, tf.int32) if getattr(g, "num_classes", 0) else None
         z = tf.random.stateless_normal([int(real.shape[0]), self.latent_dim],
                                        seed=[self.seed, 1_000_003 + step])
         try:
-            fake = g(z, *extra, training=True)
-            real_logits = tf.reshape(tf.cast(d(real, *extra, training=True), tf.float32), [-1])
-            fake_logits = tf.reshape(tf.cast(d(fake, *extra, training=True), tf.float32), [-1])
+            fake = with_labels(g, z, labels, training=True)
+            real_logits = tf.reshape(tf.cast(with_labels(d, real, labels, training=True),
+                                             tf.float32), [-1])
+            fake_logits = tf.reshape(tf.cast(with_labels(d, fake, labels, training=True),
+                                             tf.float32), [-1])
         finally:
             for v, value in state:
                 v.assign(value)

@@ -29,27 +29,3 @@ Timings on a shared machine vary with its load: each timing records wall and CPU
 and the load average, medians are reported, and arms that are compared run interleaved.
 `--quick` runs every section with tiny models and counts (for the tests).
 """
-
-from __future__ import annotations
-
-# The former single module's names, for code that imported them from `training.perf`.
-from training.perf.arms import TFArm, TorchArm, run_interleaved
-from training.perf.child import CHILD_MARK, child_train, run_child
-from training.perf.cli import SECTIONS, main
-from training.perf.common import (ROOT, forward_macs, load_avg, stats_of, step_flops, timed,
-                                  variant_config)
-from training.perf.experiments import EXPERIMENTS, bench_experiments
-from training.perf.gpu import bench_gpu
-from training.perf.machine import bench_machine
-from training.perf.pipeline import bench_pipeline
-from training.perf.profile import bench_profile
-from training.perf.report import TARGETS, recommendation_lines, summary_rows, to_markdown
-from training.perf.scaling import bench_scaling
-from training.perf.serving import bench_serving
-from training.perf.train import bench_train
-
-__all__ = ["CHILD_MARK", "EXPERIMENTS", "ROOT", "SECTIONS", "TARGETS", "TFArm", "TorchArm",
-           "bench_experiments", "bench_gpu", "bench_machine", "bench_pipeline", "bench_profile",
-           "bench_scaling", "bench_serving", "bench_train", "child_train", "forward_macs",
-           "load_avg", "main", "recommendation_lines", "run_child", "run_interleaved",
-           "stats_of", "step_flops", "summary_rows", "timed", "to_markdown", "variant_config"]

@@ -27,7 +27,8 @@ def export_fresh_generator(cfg, stats, tmp: Path) -> Path:
     """A run directory holding a freshly initialised G, exported as a SavedModel."""
     tf = import_tf()
     from export.saved_model import export
-    from tfgan.rundir import RunDir, build_generator, trackable_weights
+    from tfgan.checkpoint_layout import trackable_weights
+    from tfgan.rundir import RunDir, build_generator
 
     run = RunDir(tmp / "serving-run")
     run.prepare()
