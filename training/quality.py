@@ -207,12 +207,24 @@ def main(argv=None) -> int:
                     missing.append(name)
                 else:
                     cells[name] = {**summary, "data": label, "seed": seed, "tag": args.tag}
+    cells, missing = merged(out, cells, missing)
     text = render(cells, missing)
     print(text)
     (out / "quality.md").write_text(text + "\n")
     (out / "quality.json").write_text(json.dumps({"cells": cells, "missing": missing},
                                                  indent=1))
     return 0
+
+
+def merged(out: Path, cells: dict, missing: list[str]) -> tuple[dict, list[str]]:
+    """This invocation's cells added to those OUT's report already holds (other data,
+    recipes, seeds or tags, from other invocations), so a narrower run adds its rows
+    instead of replacing the report."""
+    path = out / "quality.json"
+    before = json.loads(path.read_text()) if path.exists() else {}
+    cells = {**before.get("cells", {}), **cells}
+    missing = sorted((set(before.get("missing", [])) | set(missing)) - set(cells))
+    return cells, missing
 
 
 def _finished(run) -> bool:
