@@ -374,3 +374,13 @@ def test_ndb_of_a_disjoint_set_is_one():
     real = _blobs(1000, rng)
     out = ndb_k(real, np.full((1000, 2), 500.0), k=10)
     assert out["ndb"] == 10 and out["ndb_over_k"] == 1.0
+
+
+def test_conditional_accuracy_by_hand():
+    from tfgan.eval.metrics import conditional_accuracy
+
+    probs = np.eye(3)[[0, 0, 1, 2, 2, 0]]  # the classifier's verdicts: 0 0 1 2 2 0
+    out = conditional_accuracy(probs, [0, 1, 1, 2, 2, 2])
+    assert out["overall"] == pytest.approx(4 / 6)
+    assert out["per_class"] == [1.0, 0.5, pytest.approx(2 / 3)] and out["min"] == 0.5
+    assert conditional_accuracy(probs, [0, 0, 0, 0, 0, 0])["per_class"][1:] == [None, None]

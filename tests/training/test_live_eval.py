@@ -112,3 +112,32 @@ def test_scores_fall_when_samples_are_silent(live_run):
     assert real_like["fd"] == pytest.approx(held.real["fd"], rel=1e-6)
     assert s["fd"] > 5 * real_like["fd"]
     assert real_like["classes_covered"] == 3 and s["classes_covered"] <= 1
+
+
+def test_conditional_accuracy_is_scored_against_the_requested_classes(live_run):
+    from tfgan.audio import Stats
+    from tfgan.data import pipeline
+
+    run, _ = live_run
+    config = RunDir(run).load_config()
+    stats = Stats.load(run / "stats.json")
+    scan = pipeline.scan_folder(config.data.data_dir, config.data)
+    held = live.build_held_out(scan, config.data, stats, seed=0, stream=None)
+    verdict = np.argmax(held.classifier.predict(held.real_a)[0], axis=1)
+    agree = live.score(held, held.real_a, stats, labels=verdict)
+    assert agree["cond_acc"] == 1.0 and agree["cond_acc_min"] == 1.0
+    other = live.score(held, held.real_a, stats, labels=(verdict + 1) % 3)
+    assert other["cond_acc"] == 0.0
+    assert "cond_acc" not in live.score(held, held.real_a, stats)
+
+
+def test_a_conditional_run_logs_its_conditional_accuracy(tmp_path, labelled):
+    from tfgan.trainer import train
+
+    c = _config(labelled, 4)
+    c = dataclasses.replace(c, model=dataclasses.replace(c.model, conditional=True))
+    out = io.StringIO()
+    train(c, tmp_path / "r", stream=out)
+    rows = RunDir(tmp_path / "r").read_metrics("eval")
+    assert [r["step"] for r in rows] == [4]
+    assert rows[0]["cond_acc_min"] <= rows[0]["cond_acc"] and "class acc" in out.getvalue()

@@ -318,6 +318,16 @@ def test_conditional_run_learns_the_folders_classes_and_samples_each(tmp_path, d
     # One WAV per class (the first sample of each row of the grid).
     assert sorted(p.name for p in (run / "samples").glob("step_000006_*.wav")) == [
         f"step_000006_{k}.wav" for k in range(3)]
+    # Evaluation asks for every class and says how often the classifier agrees.
+    ev = subprocess.run([sys.executable, "-m", "tfgan.eval", str(run), "--samples", "30"],
+                        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    acc = json.loads((run / "eval.json").read_text())["conditional_accuracy"]
+    assert sorted(acc["per_class"]) == ["chirp_up", "kick", "sine"]
+    assert acc["min"] == min(acc["per_class"].values())
+    # 30 samples asked for 3 classes in turn: 10 each, so overall is the per-class mean.
+    assert acc["overall"] == pytest.approx(np.mean(list(acc["per_class"].values())))
+    assert "conditional accuracy" in ev.stdout
     # The classes are part of the run: other data is refused on resume.
     one = tmp_path / "one" / "sine"
     one.mkdir(parents=True)

@@ -154,8 +154,9 @@ def _frechet(a, b) -> float:
         return metrics.frechet_distance(a, b)
 
 
-def quality(ref: Reference, generated: np.ndarray) -> dict:
-    """IS, FD and NDB/K of `generated` beside the real-data ceiling of `ref`."""
+def quality(ref: Reference, generated: np.ndarray, labels=None) -> dict:
+    """IS, FD and NDB/K of `generated` beside the real-data ceiling of `ref`; with the
+    `labels` a conditional G was asked for, also its conditional accuracy."""
     out = {}
     if not np.all(np.isfinite(generated)):
         # A diverged generator: nothing to score, but the reader must see why.
@@ -180,6 +181,11 @@ def quality(ref: Reference, generated: np.ndarray) -> dict:
         counts = np.bincount(np.argmax(probs, axis=1), minlength=probs.shape[1])
         out["class_histogram"] = dict(zip(ref.classifier.meta["class_names"],
                                           (counts / len(probs)).round(4).tolist()))
+        if labels is not None:
+            acc = metrics.conditional_accuracy(probs, labels)
+            out["conditional_accuracy"] = {
+                **acc, "per_class": dict(zip(ref.classifier.meta["class_names"],
+                                             acc["per_class"]))}
     ndb = metrics.ndb_k(ref.real_a, generated, ref.ndb_bins, seed=ref.seed)
     out["ndb"] = {"k": ref.ndb_bins, "alpha": 0.05,
                   "generated": {"ndb": ndb["ndb"], "ndb_over_k": ndb["ndb_over_k"]},
@@ -264,6 +270,7 @@ def evaluate_run(run_dir, samples: int = DEFAULT_SAMPLES, *, seed: int = 0,
       tfgan.rundir.RunError: the run directory is missing, or has no config or checkpoint.
       tfgan.data.pipeline.DataError: the run's data folder is missing or unusable.
     """
+    from tfgan.models import balanced_labels
     from tfgan.rundir import RunDir, RunError, load_generator
 
     run = RunDir(run_dir)
@@ -274,6 +281,7 @@ def evaluate_run(run_dir, samples: int = DEFAULT_SAMPLES, *, seed: int = 0,
         reference = build_reference(config, stats, samples, seed, ndb_bins, classifier_options,
                                     cache_dir, stream)
     generated = generate(generator, samples, config.model.latent_dim, seed)
+    labels = balanced_labels(samples, config.model.num_classes)  # what `generate` asked for
     result = {
         "run_dir": str(run.path),
         "step": step,
@@ -286,7 +294,7 @@ def evaluate_run(run_dir, samples: int = DEFAULT_SAMPLES, *, seed: int = 0,
                        {k: v for k, v in reference.classifier.meta.items()
                         if k not in ("options", "version")}),
         "classifier_reason": reference.classifier_reason,
-        **quality(reference, generated),
+        **quality(reference, generated, None if labels is None else labels.numpy()),
         "balance": balance_summary(run.read_metrics()),
     }
     result = _clean(result)
@@ -313,6 +321,10 @@ def format_summary(result: dict) -> str:
     for name, label in (("inception_score", "IS"), ("frechet_distance", "FD")):
         m = result[name]
         lines.append(f"  {label:<6} generated {num(m['generated'])}   real {num(m['real'])}")
+    if result.get("conditional_accuracy"):
+        c = result["conditional_accuracy"]
+        lines.append(f"  conditional accuracy {num(c['overall'])} (worst class "
+                     f"{num(c['min'])})")
     ndb = result["ndb"]
     lines.append(f"  NDB/K  generated {num(ndb['generated']['ndb_over_k'])}   real "
                  f"{num(ndb['real']['ndb_over_k'])}   (k = {ndb['k']})")

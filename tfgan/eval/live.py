@@ -112,8 +112,10 @@ def build_held_out(scan, cfg, stats, seed: int = 0, cache_dir=None,
     return HeldOut(classifier, real_a, real_b, emb_b, share, real, files)
 
 
-def score(held: HeldOut, generated: np.ndarray, stats) -> dict:
-    """FD, IS, classes covered and silent share of `generated` `[n, H, W, 1]`."""
+def score(held: HeldOut, generated: np.ndarray, stats, labels=None) -> dict:
+    """FD, IS, classes covered and silent share of `generated` `[n, H, W, 1]`; with the
+    `labels` a conditional G was asked for, its conditional accuracy (overall and worst
+    class)."""
     from tfgan.eval import metrics
 
     if not np.all(np.isfinite(generated)):
@@ -124,7 +126,15 @@ def score(held: HeldOut, generated: np.ndarray, stats) -> dict:
     return {"fd": _frechet(emb, held.emb_b), "is": float(metrics.inception_score(probs)[0]),
             "classes_covered": covered, "n_classes": int(probs.shape[1]),
             "silent_share": silent_share(generated, stats),
-            "class_share": [round(float(v), 4) for v in share]}
+            "class_share": [round(float(v), 4) for v in share],
+            **({} if labels is None else _conditional(probs, labels))}
+
+
+def _conditional(probs, labels) -> dict:
+    from tfgan.eval import metrics
+
+    acc = metrics.conditional_accuracy(probs, labels)
+    return {"cond_acc": acc["overall"], "cond_acc_min": acc["min"]}
 
 
 class CleanBalance:
@@ -192,6 +202,12 @@ def make_quality_monitor(counter, every: int, gan, held: HeldOut, stats, config,
     import keras
     import tensorflow as tf
 
+    from tfgan.models import balanced_labels
+
+    # What `generate` asks a conditional G for: every class in turn.
+    labels = balanced_labels(held.n, config.model.num_classes)
+    requested = None if labels is None else labels.numpy()
+
     class _Monitor(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
@@ -209,7 +225,7 @@ def make_quality_monitor(counter, every: int, gan, held: HeldOut, stats, config,
             gan.refresh_ema_statistics()
             generated = generate(gan.sampler(), held.n, config.model.latent_dim,
                                  config.train.seed)
-            scores = score(held, generated, stats)
+            scores = score(held, generated, stats, requested)
             record = {"step": step, "kind": "eval", **scores,
                       "fd_real": held.real["fd"], "is_real": held.real["is"],
                       "silent_share_real": held.real["silent_share"], "n": held.n,
@@ -232,7 +248,7 @@ def make_quality_monitor(counter, every: int, gan, held: HeldOut, stats, config,
                 f.write(json.dumps(record) + "\n")
             if writer is not None:
                 with writer.as_default(step=step):
-                    for k in ("fd", "is", "classes_covered", "silent_share"):
+                    for k in ("fd", "is", "classes_covered", "silent_share", "cond_acc"):
                         if scores.get(k) is not None:
                             tf.summary.scalar(f"eval/{k}", scores[k])
             print(_line(record), file=stream, flush=True)
@@ -249,7 +265,9 @@ def _line(r: dict) -> str:
             f"IS {num(r['is'], '{:.2f}')} (real {r['is_real']:.2f})  classes "
             f"{r['classes_covered']}/{r.get('n_classes', '?')}  silent "
             f"{num(r['silent_share'], '{:.2f}')} (real {r['silent_share_real']:.2f})  "
-            f"best step {r['best_step']}  {r['eval_seconds']:.1f} s")
+            + (f"class acc {r['cond_acc']:.2f} (worst {r['cond_acc_min']:.2f})  "
+               if r.get("cond_acc") is not None else "")
+            + f"best step {r['best_step']}  {r['eval_seconds']:.1f} s")
 
 
 def _read_best(run) -> Optional[dict]:

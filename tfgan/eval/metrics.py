@@ -41,6 +41,27 @@ _FD_EPS = 1e-6
 # --------------------------------------------------------------------------
 
 
+def conditional_accuracy(probs: np.ndarray, requested) -> dict:
+    """How often a classifier's verdict on a conditional G's samples is the class G was
+    asked for.
+
+    Args:
+      probs: `[n, K]` classifier probabilities of the samples.
+      requested: `[n]` the class index each sample was generated for.
+
+    Returns:
+      ``overall`` (share of samples whose argmax is the requested class), ``per_class``
+      (that share per requested class, None for a class never requested) and ``min`` (the
+      worst class's).
+    """
+    predicted = np.argmax(probs, axis=1)
+    requested = np.asarray(requested)
+    per_class = [float(np.mean(predicted[requested == k] == k)) if np.any(requested == k)
+                 else None for k in range(probs.shape[1])]
+    return {"overall": float(np.mean(predicted == requested)), "per_class": per_class,
+            "min": min(v for v in per_class if v is not None)}
+
+
 def inception_score(probs: np.ndarray, splits: int = 1) -> tuple[float, float]:
     """Inception Score of a set of class-probability vectors.
 
