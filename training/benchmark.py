@@ -1,268 +1,281 @@
-"""python -m training.benchmark: the simple CNN discriminator against ResNet-9.
+"""python -m training.benchmark: the discriminator question, as a resumable grid.
 
-Trains every arm with the same data, seed, step budget and generator, scores each with
-`tfgan.eval.evaluate_run` (one shared classifier and real reference), and writes
-OUT/report.md, OUT/report.json and PNG plots (training/report.py). Runs live under
-OUT/runs/<arm> (or --runs-dir); a finished run with the same settings is reused, so a report can be
-rewritten without retraining, and an interrupted benchmark resumes where it stopped.
+Does a simple CNN discriminator give a balanced fight where ResNet-9 overpowers the
+generator, and what makes even ResNet-9 train well? The grid trains
 
-Arms are names from ARMS or `NAME=FLAGS` with training.run's model and balance flags,
-e.g. `--arms simple "resnet9-sn=--disc resnet9 --spectral-norm"`.
+    discriminator {simple, resnet9} x recipe {reference, reference with D's lr / 10, modern}
+
+plus ResNet-9 on the reference recipe with balance controls (`resnet9-controls`) chosen
+by a pilot on a seed that is never scored, for every seed and dataset. Every cell is a
+`python -m training.run` run directory, OUT/runs/<dataset>/<arm>-s<seed>, trained in a
+child process with the same budget, width, batch and precision and evaluated while it
+trains on held-out files (`tfgan.eval.live`). A finished cell is reused and an interrupted
+one resumed, so the grid fills over several sittings; `--report-only` trains nothing.
+The report (training/grid_report.py) covers the finished cells and lists the missing ones.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import shlex
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 if __name__ == "__main__":  # before TensorFlow is imported: see tfgan/console.py
     from tfgan.console import quiet_native_logs
 
     quiet_native_logs()
 
-from tfgan.eval.cli import add_scoring_args, classifier_options  # noqa: E402
-from training import cli  # noqa: E402
-
-# The four arms of the issue. The balanced arm's controls were chosen by a 400-step pilot
-# (docs/benchmark/pilot.md): label smoothing, DiffAugment and annealed instance noise each
-# temper ResNet-9's overconfidence and together cut the share of the run that one side
-# won outright from 90% to 34%. Spectral norm did nothing (BatchNorm follows every
-# convolution), EMA made the samples worse at this budget, and R1 kept ResNet-9 in its
-# initial state of calling everything real for most (gamma 1) or all (gamma 10) of the run.
 # The arms the project's question compares, by their part in it; the report reads these
-# names (through its meta) rather than knowing them.
-ROLES = {"simple": "simple", "strong": "resnet9", "lr_cut": "resnet9-dlr0.1"}
+# names through meta["roles"] rather than knowing them.
+ROLES = {"simple": "simple-reference", "strong": "resnet9-reference",
+         "lr_cut": "resnet9-dlr0.1", "strong_modern": "resnet9-modern",
+         "simple_modern": "simple-modern", "controls": "resnet9-controls"}
 ARMS = {
-    ROLES["simple"]: "--disc simple",
-    ROLES["strong"]: "--disc resnet9",
-    ROLES["lr_cut"]: "--disc resnet9 --d-lr-scale 0.1",
-    "resnet9-balanced": ("--disc resnet9 --label-smoothing 0.2 --augment shift,tmask,fmask "
-                         "--instance-noise 0.5"),
+    "simple-reference": "--disc simple --recipe reference",
+    "simple-dlr0.1": "--disc simple --recipe reference --d-lr-scale 0.1",
+    "simple-modern": "--disc simple --recipe modern",
+    "resnet9-reference": "--disc resnet9 --recipe reference",
+    "resnet9-dlr0.1": "--disc resnet9 --recipe reference --d-lr-scale 0.1",
+    "resnet9-modern": "--disc resnet9 --recipe modern",
 }
-# Sized for two CPU cores: all four arms and their evaluation in under 30 minutes.
-DEFAULT_STEPS = 1000
-DEFAULT_BASE_WIDTH = 8
-DEFAULT_BATCH = 32
-# Settings every arm must share; an arm's flags may not change them.
-SHARED = ("steps", "batch_size", "base_width", "seed", "data", "log_every", "sample_every",
-          "checkpoint_every", "precision", "strategy", "scale", "griffin_lim_iters")
-
-
-ARM_RECORD = "benchmark_arm.json"  # in each arm's run directory
+CONTROLS = "resnet9-controls"
+CONTROLS_BASE = "--disc resnet9 --recipe reference"
+# Balance controls the pilot chooses among. Candidates from the earlier 400-step pilot
+# (docs/benchmark/pilot.md, run on the seed it was then scored on, hence this pilot).
+CANDIDATES = {
+    "smooth": "--label-smoothing 0.2",
+    "augment": "--augment shift,tmask,fmask",
+    "smooth-augment-noise": "--label-smoothing 0.2 --augment shift,tmask,fmask "
+                            "--instance-noise 0.5",
+}
+PILOT_SEED = 100  # never among the scored seeds
+# Sized so the 42-cell grid fits a few 3-hour sittings on 2 CPU cores.
+DEFAULTS = {"steps": 1500, "base_width": 16, "batch_size": 32, "precision": "mixed_bfloat16"}
+CELL_RECORD = "benchmark_cell.json"  # in each cell's run directory
+DIVERGED = 3  # training.run's exit status after a non-finite loss
 
 
 class BenchmarkError(ValueError):
-    """Arms or an output folder that cannot be used as asked."""
-
-
-class Stopped(Exception):
-    """A stop signal (SIGINT, SIGTERM) ended an arm's training after a checkpoint."""
-
-    def __init__(self, arm: str, signal_name: str):
-        super().__init__(f"stopped by {signal_name} while training {arm}; run the same "
-                         "command again to resume")
-        self.signal_name = signal_name
+    """A grid that cannot be run as asked."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m training.benchmark",
-        description="Train the simple and ResNet-9 discriminators (plus a 10x lower D lr and "
-                    "balance controls) with the same data, seed, budget and generator; "
-                    "write OUT/report.md, report.json and plots.")
-    p.add_argument("--data", metavar="DIR", help="audio folder (default: the built-in dataset)")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
-                   help=f"steps per arm (default {DEFAULT_STEPS}, sized for 2 CPU cores; "
-                        "raise it on a GPU)")
+        description="Train the discriminator grid (simple and ResNet-9 under the reference "
+                    "recipe, the reference with D's lr cut tenfold, and the modern recipe, "
+                    "plus ResNet-9 with pilot-chosen balance controls) over seeds and "
+                    "datasets; write OUT/report.md, report.json and plots.")
+    p.add_argument("--data", nargs="+", default=["builtin", "instruments"], metavar="DATA",
+                   help="datasets: builtin, instruments (real recordings built from "
+                        "Debian's soundfont) or folders (default: builtin instruments)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--arms", nargs="+", default=[*ARMS, CONTROLS], metavar="ARM",
+                   help=f"arms to run (default all): {', '.join([*ARMS, CONTROLS])}")
+    p.add_argument("--steps", type=int, default=DEFAULTS["steps"],
+                   help=f"steps per cell (default {DEFAULTS['steps']})")
+    p.add_argument("--base-width", type=int, default=DEFAULTS["base_width"], metavar="C",
+                   help=f"base width c of G and every D (default {DEFAULTS['base_width']})")
+    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    p.add_argument("--precision", default=DEFAULTS["precision"],
+                   choices=("float32", "mixed_bfloat16", "mixed_float16"),
+                   help=f"every arm's precision (default {DEFAULTS['precision']})")
+    p.add_argument("--eval-every", type=int,
+                   help="steps between in-training evaluations (default steps/6)")
+    p.add_argument("--pilot-seed", type=int, default=PILOT_SEED,
+                   help=f"seed of the controls pilot (default {PILOT_SEED}; never scored)")
     p.add_argument("--out", default="runs/benchmark", metavar="DIR",
-                   help="where report.md, report.json and the PNGs go (default runs/benchmark)")
-    p.add_argument("--runs-dir", metavar="DIR",
-                   help="where the arms' run directories go (default OUT/runs)")
-    p.add_argument("--arms", nargs="+", default=list(ARMS), metavar="ARM",
-                   help=f"arms to run: names from {', '.join(ARMS)} or NAME=FLAGS")
-    p.add_argument("--base-width", type=int, default=DEFAULT_BASE_WIDTH, metavar="C",
-                   help=f"base width c of G and D (default {DEFAULT_BASE_WIDTH})")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
-                   help=f"batch size (default {DEFAULT_BATCH})")
-    p.add_argument("--seed", type=int, default=0, help="seed shared by all arms (default 0)")
-    p.add_argument("--preset", choices=("cpu", "specgan"), default="cpu",
-                   help="spectrogram shapes: cpu 64x64 (default) or specgan 128x128")
-    p.add_argument("--log-every", type=int, help="steps per metrics record (default steps/100)")
-    add_scoring_args(p)
-    return p.parse_args(argv)
-
-
-def _arm_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="arm", add_help=False, exit_on_error=False)
-    cli.add_model_flags(p)
-    cli.add_train_flags(p)
-    return p
-
-
-def parse_arm(spec: str) -> tuple[str, str, argparse.Namespace]:
-    """`name` or `name=FLAGS` -> (name, flags, parsed flags)."""
-    name, sep, flags = spec.partition("=")
-    name = name.strip()
-    if not sep:
-        if name not in ARMS:
-            raise BenchmarkError(f"unknown arm {name!r}; expected one of {', '.join(ARMS)} "
-                                 "or NAME=FLAGS")
-        flags = ARMS[name]
-    if not name or not all(c.isalnum() or c in "-_." for c in name):
-        raise BenchmarkError(f"an arm name may hold letters, digits and -_. only: {spec!r}")
-    try:
-        args, unknown = _arm_parser().parse_known_args(shlex.split(flags))
-    except (argparse.ArgumentError, SystemExit) as e:
-        raise BenchmarkError(f"arm {name!r}: bad flags {flags!r} ({e})") from None
+                   help="report folder; cells go under OUT/runs (default runs/benchmark)")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing; report the finished cells")
+    args = p.parse_args(argv)
+    if args.steps < 1 or args.base_width < 1 or args.batch_size < 1:
+        p.error("--steps, --base-width and --batch-size must be positive")
+    if args.pilot_seed in args.seeds:
+        p.error(f"--pilot-seed {args.pilot_seed} is a scored seed; the controls must be "
+                "chosen on a seed that is not scored")
+    unknown = [a for a in args.arms if a not in ARMS and a != CONTROLS]
     if unknown:
-        raise BenchmarkError(f"arm {name!r}: unknown flags {unknown}")
-    shared = [k for k in SHARED if getattr(args, k, None) is not None]
-    if shared or args.preset != "auto":
-        raise BenchmarkError(f"arm {name!r} may not change shared settings "
-                             f"({', '.join(shared or ['preset'])}); pass them to the benchmark")
-    return name, flags, args
+        p.error(f"unknown arms {unknown}; expected some of {', '.join([*ARMS, CONTROLS])}")
+    return args
 
 
-def base_config(args):
-    """The config every arm starts from: preset plus the benchmark's shared settings."""
-    from tfgan.config import preset
-
-    # The arms are defined on the reference recipe (the earlier attempt's training).
-    config = preset(args.preset, "reference")
-    steps = args.steps
-    log_every = args.log_every or max(1, steps // 100)
-    return dataclasses.replace(
-        config,
-        data=dataclasses.replace(config.data, data_dir=args.data),
-        model=dataclasses.replace(config.model, base_width=args.base_width),
-        train=dataclasses.replace(config.train, steps=steps, batch_size=args.batch_size,
-                                  seed=args.seed, log_every=log_every, sample_every=steps,
-                                  checkpoint_every=max(1, steps // 4)))
+def dataset_label(data: str) -> str:
+    return data if data in ("builtin", "instruments") else Path(data).name
 
 
-def train_arm(name: str, config, runs_dir, stream=sys.stdout) -> dict:
-    """Trains (or reuses, or resumes) the arm's run in RUNS_DIR/<name>; returns how it went.
-
-    How long training took and whether it diverged are kept in RUN/benchmark_arm.json, so
-    a report rewritten from reused runs still states them.
-    """
-    from tfgan.callbacks import NonFiniteLoss
-    from tfgan.rundir import RunDir
-    from tfgan.trainer import train
-
-    run = RunDir(os.path.join(runs_dir, name))
-    record_path = run.path / ARM_RECORD
-    record = json.loads(record_path.read_text()) if record_path.exists() else {}
-    resume = False
-    if run.exists():
-        saved = run.load_config()
-        same = dataclasses.replace(saved, train=dataclasses.replace(saved.train,
-                                                                   steps=config.train.steps))
-        if same != config:
-            raise BenchmarkError(f"{run.path} holds a run with other settings; use another "
-                                 "--out or remove it")
-        records = run.read_metrics()
-        finished = records and records[-1]["step"] >= config.train.steps
-        gave_up = record.get("diverged") and record.get("steps") == config.train.steps
-        if (finished or gave_up) and run.latest_checkpoint():
-            print(f"== {name}: reusing the finished run in {run.path}", file=stream, flush=True)
-            return {"reused": True, "diverged": record.get("diverged"),
-                    "wall_seconds": record.get("wall_seconds")}
-        resume = True
-    print(f"== {name}: training {config.train.steps} steps in {run.path}", file=stream, flush=True)
-    t0 = time.perf_counter()
-    diverged = None
-    try:
-        result = train(config, run.path, resume=resume, stream=stream)
-        if result.get("stopped_by"):
-            raise Stopped(name, result["stopped_by"])
-    except NonFiniteLoss as e:
-        diverged = str(e)
-        print(f"== {name}: diverged: {e}", file=stream, flush=True)
-    earlier = (record.get("wall_seconds") or 0.0) if resume else 0.0
-    wall = time.perf_counter() - t0 + earlier
-    record_path.write_text(json.dumps({"steps": config.train.steps, "diverged": diverged,
-                                       "wall_seconds": wall}))
-    return {"reused": False, "diverged": diverged, "wall_seconds": wall}
+def shared_flags(args) -> list[str]:
+    """Flags every cell gets: the budget, width, batch, precision and evaluation."""
+    eval_every = args.eval_every or max(1, args.steps // 6)
+    # Unconditional, as in the earlier attempt: the question is about D alone.
+    return ["--conditional", "off", "--steps", str(args.steps), "--base-width", str(args.base_width),
+            "--batch-size", str(args.batch_size), "--precision", args.precision,
+            "--preset", "cpu", "--eval-every", str(eval_every),
+            "--log-every", str(max(1, args.steps // 100)), "--sample-every", str(args.steps),
+            "--checkpoint-every", str(max(1, args.steps // 4))]
 
 
-def run_benchmark(args, stream=sys.stdout) -> dict:
-    """Trains and scores every arm, then writes the report; returns report.json's dict."""
-    from tfgan.eval.evaluate import build_reference, evaluate_run
-    from tfgan.models import with_labels
-    from tfgan.rundir import RunDir, load_generator
-    from tfgan.trainer import fixed_labels, fixed_latents
-    from training import report
+class Cell:
+    """One run of the grid: an arm's flags on one dataset and seed, in its own folder."""
 
-    arms = [parse_arm(spec) for spec in args.arms]
-    names = [a[0] for a in arms]
-    if len(set(names)) != len(names):
-        raise BenchmarkError(f"arm names must be unique. Received: {names}")
-    if args.steps < 1 or args.samples < 10:
-        raise BenchmarkError("--steps must be at least 1 and --samples at least 10")
-    base = base_config(args)
-    runs_dir = args.runs_dir or os.path.join(args.out, "runs")
-    results = []
-    for name, flags, arm_args in arms:
-        config = cli.apply_flags(base, arm_args).validate()
-        results.append({"arm": name, "flags": flags, "config": config,
-                        **train_arm(name, config, runs_dir, stream)})
+    def __init__(self, out: Path, data: str, arm: str, seed: int, flags: str, shared):
+        self.data, self.arm, self.seed, self.flags = data, arm, seed, flags
+        self.name = f"{arm}-s{seed}"
+        self.path = out / "runs" / dataset_label(data) / self.name
+        self.argv = [*shlex.split(flags), "--seed", str(seed), *shared]
 
-    t_eval = time.perf_counter()
-    options = classifier_options(args)
-    first = RunDir(os.path.join(runs_dir, names[0]))
-    reference = build_reference(first.load_config(), first.load_stats(), args.samples,
-                                args.seed, args.ndb_bins, options, stream=stream)
-    report.save_grid(os.path.join(args.out, report.REAL_GRID), reference.real_a[:16])
-    for r in results:
-        run = RunDir(os.path.join(runs_dir, r["arm"]))
-        print(f"== {r['arm']}: scoring {args.samples} samples", file=stream, flush=True)
-        r["eval"] = evaluate_run(run.path, args.samples, seed=args.seed, ndb_bins=args.ndb_bins,
-                                 classifier_options=options, reference=reference,
-                                 stream=stream)
-        r["records"] = run.read_metrics()
-        generator, config, _, _ = load_generator(run)
-        r["grid"] = f"samples_{r['arm']}.png"
-        report.save_grid(os.path.join(args.out, r["grid"]),
-                         with_labels(generator, fixed_latents(config), fixed_labels(config),
-                                     training=False).numpy())
-    meta = {
-        "steps": args.steps, "batch_size": args.batch_size, "base_width": args.base_width,
-        "seed": args.seed, "preset": args.preset, "samples": args.samples,
-        "data_root": reference.data_root, "log_every": base.train.log_every,
-        "runs_dir": runs_dir, "roles": ROLES,
-        "train_seconds": sum(r["wall_seconds"] or 0.0 for r in results),
-        "eval_seconds": time.perf_counter() - t_eval,
-        "reused_arms": [r["arm"] for r in results if r["reused"]],
-        "cpu_count": os.cpu_count(),
-        "command": "python -m training.benchmark " + " ".join(
-            shlex.quote(a) for a in getattr(args, "argv", [])),
-    }
-    return report.write_report(args.out, results, meta)
+    @property
+    def record_path(self) -> Path:
+        return self.path / CELL_RECORD
+
+    def record(self) -> dict:
+        return json.loads(self.record_path.read_text()) if self.record_path.exists() else {}
+
+    def finished(self) -> bool:
+        r = self.record()
+        return r.get("status") in ("done", "diverged") and r.get("argv") == self.argv
+
+    def check(self) -> None:
+        r = self.record()
+        if r and r.get("argv") != self.argv:
+            raise BenchmarkError(f"{self.path} holds a cell trained with other settings "
+                                 f"({' '.join(r.get('argv', []))}); use another --out or "
+                                 "remove it")
+
+    def train(self, stream=sys.stdout) -> str:
+        """Trains (or resumes) the cell in a child process; returns its status."""
+        from training.quality import dataset_dir
+
+        self.check()
+        r = self.record()
+        resume = (self.path / "config.json").exists()
+        argv = [*self.argv, "--run-dir", str(self.path)] + (["--resume"] if resume else [])
+        folder = dataset_dir(self.data)
+        if folder:
+            argv += ["--data", folder]
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.record_path.write_text(json.dumps({**r, "argv": self.argv, "status": "running"}))
+        print(f"== {dataset_label(self.data)}/{self.name}: python -m training.run "
+              f"{' '.join(argv)}", file=stream, flush=True)
+        t0 = time.perf_counter()
+        with open(self.path / "train.log", "a") as log:
+            code = subprocess.call([sys.executable, "-m", "training.run", *argv],
+                                   stdout=log, stderr=subprocess.STDOUT)
+        wall = time.perf_counter() - t0 + r.get("wall_seconds", 0.0)
+        status = {0: "done", DIVERGED: "diverged"}.get(code, "stopped")
+        self.record_path.write_text(json.dumps({"argv": self.argv, "status": status,
+                                                "exit": code, "wall_seconds": wall}))
+        print(f"== {dataset_label(self.data)}/{self.name}: {status} (exit {code}, "
+              f"{wall / 60:.1f} min)", file=stream, flush=True)
+        if status == "stopped":
+            raise BenchmarkError(f"{self.name} stopped (exit {code}); see "
+                                 f"{self.path / 'train.log'}; run the same command to resume")
+        return status
+
+
+def choose_controls(summaries: dict[str, dict]) -> tuple[str, str]:
+    """The pilot's choice: the candidate whose fight was least one-sided; among those
+    within 5 points of it, the lowest FD ratio. Returns (name, rule as a sentence)."""
+    scored = {k: s for k, s in summaries.items() if s and s.get("one_sided") is not None}
+    if not scored:
+        raise BenchmarkError("no pilot cell has a balance measurement")
+    least = min(s["one_sided"] for s in scored.values())
+    near = {k: s for k, s in scored.items() if s["one_sided"] <= least + 0.05}
+    name = min(near, key=lambda k: (near[k].get("fd_ratio") is None,
+                                    near[k].get("fd_ratio") or 0.0))
+    rule = ("least one-sided fight on clean inputs; among candidates within 5 points of it, "
+            "the lowest FD ratio")
+    return name, rule
+
+
+def pilot(args, out: Path, data: str, shared, stream=sys.stdout) -> dict:
+    """Runs (or reuses) the controls pilot on `data` at the pilot seed; OUT/pilot.json."""
+    from training.quality import summarize_run
+
+    path = out / "pilot.json"
+    summaries, missing = {}, []
+    for name, flags in CANDIDATES.items():
+        cell = Cell(out, data, f"pilot-{name}", args.pilot_seed,
+                    f"{CONTROLS_BASE} {flags}", shared)
+        if not cell.finished() and not args.report_only:
+            cell.train(stream)
+        if cell.finished():
+            summaries[name] = summarize_run(cell.path)
+        else:
+            missing.append(cell.name)
+    if missing:
+        return {"missing": missing}
+    choice, rule = choose_controls(summaries)
+    result = {"data": dataset_label(data), "seed": args.pilot_seed, "rule": rule,
+              "choice": choice, "flags": CANDIDATES[choice],
+              "candidates": {k: {"flags": CANDIDATES[k],
+                                 **{m: s.get(m) for m in ("one_sided", "fd_ratio", "is_ratio",
+                                                          "classes_covered")}}
+                             for k, s in summaries.items()}}
+    path.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def run_grid(args, stream=sys.stdout) -> dict:
+    """Trains the missing cells seed by seed (so a partial grid has every arm at its first
+    seeds); the controls pilot runs once the first seed's other arms are done. Then writes
+    the report."""
+    from training import grid_report
+
+    out = Path(args.out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    shared = shared_flags(args)
+    chosen = {}
+
+    def cell(data, arm, seed):
+        flags = ARMS.get(arm) or f"{CONTROLS_BASE} {chosen.get('flags')}"
+        return Cell(out, data, arm, seed, flags, shared)
+
+    plain = [a for a in args.arms if a != CONTROLS]
+    for c in (cell(d, a, s) for s in args.seeds for d in args.data for a in plain):
+        c.check()
+    cells = []
+    for seed in args.seeds:
+        for c in (cell(d, a, seed) for d in args.data for a in plain):
+            if not c.finished() and not args.report_only:
+                c.train(stream)
+            cells.append(c)
+        if CONTROLS in args.arms:
+            if not chosen:
+                chosen = pilot(args, out, args.data[0], shared, stream)
+            if chosen.get("flags"):
+                for c in (cell(d, CONTROLS, seed) for d in args.data):
+                    if not c.finished() and not args.report_only:
+                        c.train(stream)
+                    cells.append(c)
+    meta = {"steps": args.steps, "base_width": args.base_width, "batch_size": args.batch_size,
+            "precision": args.precision, "seeds": args.seeds, "roles": ROLES,
+            "arms": {a: (ARMS.get(a) or f"{CONTROLS_BASE} "
+                                        f"{chosen.get('flags', '(chosen by the pilot)')}")
+                     for a in args.arms},
+            "datasets": [dataset_label(d) for d in args.data], "pilot": chosen,
+            "cpu_count": os.cpu_count(), "shared_flags": shared,
+            "command": "python -m training.benchmark " + " ".join(
+                shlex.quote(a) for a in getattr(args, "argv", []))}
+    expected = [f"{dataset_label(d)}/{a}-s{s}" for s in args.seeds for d in args.data
+                for a in args.arms]
+    return grid_report.write(out, [c for c in cells if c.finished()], expected, meta)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    from tfgan.data.pipeline import DataError
-    from tfgan.rundir import RunError
-
     try:
-        result = run_benchmark(args)
-    except (BenchmarkError, DataError, RunError, ValueError) as e:
+        report = run_grid(args)
+    except BenchmarkError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except Stopped as e:
-        import signal
-
-        print(f"error: {e}", file=sys.stderr)
-        return 128 + signal.Signals[e.signal_name].value
-    print(f"\n{result['conclusion']}\n\nWrote {os.path.join(args.out, 'report.md')}")
+    print(f"\n{report['conclusion']}\n\nWrote {os.path.join(args.out, 'report.md')}")
     return 0
 
 

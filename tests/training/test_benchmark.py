@@ -1,173 +1,195 @@
-"""python -m training.benchmark end to end at tiny size, its arm specs and its conclusion."""
+"""python -m training.benchmark: the grid end to end at tiny size, its resumption after a
+kill, the pilot's rule and the conclusion logic on hand-made tables."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from training import benchmark, report
+from training import benchmark, grid_report
 
-TINY = ["--steps", "3", "--log-every", "1", "--base-width", "4", "--batch-size", "8",
-        "--samples", "30", "--classifier-epochs", "1", "--classifier-width", "4"]
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["--seeds", "0", "--base-width", "4", "--batch-size", "8", "--precision", "float32"]
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory, helpers):
     return helpers.write_synth_folder(tmp_path_factory.mktemp("bench_data"), 8000,
-                                      ("sine", "chirp_down", "snare"), per_class=6)
+                                      ("sine", "chirp_down", "snare"), per_class=12)
+
+
+def _bench(argv, env_cache, **kw):
+    env = {**os.environ, "TFGAN_CACHE": str(env_cache)}
+    return subprocess.run([sys.executable, "-m", "training.benchmark", *argv], cwd=ROOT,
+                          env=env, capture_output=True, text=True, **kw)
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory, data_dir):
-    """All four default arms, three steps each."""
+def smoke(tmp_path_factory, data_dir):
+    """Two arms, one seed, 30 steps: the smoke run of the issue."""
     out = tmp_path_factory.mktemp("bench") / "out"
     cache = tmp_path_factory.mktemp("cache")
-    old = os.environ.get("TFGAN_CACHE")
-    os.environ["TFGAN_CACHE"] = str(cache)
-    try:
-        assert benchmark.main(["--data", str(data_dir), "--out", str(out), *TINY]) == 0
-    finally:
-        if old is None:
-            os.environ.pop("TFGAN_CACHE")
-        else:
-            os.environ["TFGAN_CACHE"] = old
-    return out
+    argv = ["--data", str(data_dir), "--out", str(out), "--steps", "30",
+            "--arms", "simple-reference", "resnet9-reference", *TINY]
+    first = _bench(argv, cache, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    return out, argv, cache, first
 
 
-def test_benchmark_writes_report_json_md_and_plots(bench):
-    rep = json.loads((bench / "report.json").read_text())
-    meta = rep["meta"]
-    assert meta["steps"] == 3 and meta["base_width"] == 4 and meta["samples"] == 30
-    assert meta["train_seconds"] > 0 and meta["eval_seconds"] > 0 and not meta["reused_arms"]
-    assert "--steps 3" in meta["command"]
-    assert [a["arm"] for a in rep["arms"]] == list(benchmark.ARMS)
-    assert set(rep["real"]) == {"inception_score", "frechet_distance", "ndb_over_k"}
-    assert all(isinstance(v, float) for v in rep["real"].values())
-    assert rep["classifier"]["n_classes"] == 3
-    every = [k for k, _, _ in report.BALANCE_COLUMNS + report.QUALITY_COLUMNS]
-    for arm in rep["arms"]:
-        for key in every + ["d_gap_median", "flags", "generator", "sample_grid"]:
-            assert arm[key] is not None, (arm["arm"], key)
-        assert arm["steps"] == 3 and arm["diverged"] is None
-        assert arm["eval"]["samples"] == 30
-        assert (bench / "runs" / arm["arm"] / "eval.json").exists()
-    balanced = rep["arms"][-1]
-    assert balanced["generator"] == "generator" and "--augment" in balanced["flags"]
-    assert rep["arms"][2]["eval"]["balance"]["num_records"] == 3
-
-    pngs = [rep["plots"][k] for k in report.PLOTS] + [rep["plots"]["real_samples"]] + list(
-        rep["plots"]["samples"].values())
-    assert len(pngs) == 3 + 1 + 4
-    for name in pngs:
-        data = (bench / name).read_bytes()
-        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) < 200_000, name
-
-    md = (bench / "report.md").read_text()
-    assert rep["conclusion"] in md and "## Conclusion" in md
-    for header in ("D loss final", "D loss median", "G loss final", "G loss median",
-                   "D dominance", "IS", "FD", "NDB/K", "steps/s", "wall s",
-                   "real data (ceiling)"):
-        assert header in md, header
-    for name in pngs:
-        assert f"({name})" in md
-    for arm in benchmark.ARMS:
-        assert f"**{arm}**" in md and arm in rep["conclusion"]
+def test_smoke_run_writes_a_report_that_says_inconclusive(smoke):
+    out, _, _, first = smoke
+    rep = json.loads((out / "report.json").read_text())
+    assert set(rep["cells"]) == {f"{Path(rep['meta']['datasets'][0])}/{a}-s0"
+                                 for a in ("simple-reference", "resnet9-reference")}
+    assert rep["missing"] == []
+    # One seed has no spread: nothing may be stated as a finding.
+    assert "inconclusive" in rep["conclusion"]
+    assert "is better" not in rep["conclusion"]
+    for cell in rep["cells"].values():
+        assert cell["status"] == "done" and cell["steps"] == 30
+        assert cell["fd_ratio"] > 0 and 0 <= cell["one_sided"] <= 1
+        assert 0 <= cell["rank"] <= 1 and cell["ndb_k"] is not None
+    md = (out / "report.md").read_text()
+    assert "## Conclusion" in md and "inconclusive" in md
+    for png in rep["plots"].values():
+        assert (out / png).stat().st_size > 2000
+    for files in rep["samples"].values():
+        assert [Path(f).suffix for f in files] == [".png", ".wav", ".wav"]
+        assert all((out / f).exists() for f in files)
+    assert first.stdout.count("python -m training.run") == 2
 
 
-def test_finished_arms_are_reused(bench, data_dir):
-    from training import cli
-
-    name, _, arm_args = benchmark.parse_arm("simple")
-
-    def config(*extra):
-        args = benchmark.parse_args(["--data", str(data_dir), *TINY, *extra])
-        return cli.apply_flags(benchmark.base_config(args), arm_args).validate()
-
-    with open(os.devnull, "w") as quiet:
-        again = benchmark.train_arm(name, config(), bench / "runs", stream=quiet)
-        assert again["reused"] and again["wall_seconds"] > 0 and again["diverged"] is None
-        with pytest.raises(benchmark.BenchmarkError, match="other settings"):
-            benchmark.train_arm(name, config("--seed", "1"), bench / "runs", stream=quiet)
+def test_finished_cells_are_skipped(smoke):
+    out, argv, cache, _ = smoke
+    log = next((out / "runs").glob("*/simple-reference-s0")) / "train.log"
+    before = log.read_text()
+    again = _bench(argv, cache, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "python -m training.run" not in again.stdout
+    assert log.read_text() == before
 
 
-def test_arm_specs_are_checked(capsys):
-    name, flags, args = benchmark.parse_arm("mine=--disc resnet9 --spectral-norm --r1-gamma 1")
-    assert name == "mine" and args.disc == "resnet9" and args.spectral_norm and args.r1_gamma == 1
-    assert benchmark.parse_arm("resnet9-dlr0.1")[2].d_lr_scale == 0.1
-    for spec, message in (("nope", "unknown arm"), ("x=--steps 5", "shared settings"),
-                          ("x=--base-width 8", "shared settings"), ("x=--bogus", "unknown flags"),
-                          ("x=--disc vgg", "bad flags"), ("a b=--disc simple", "letters")):
-        with pytest.raises(benchmark.BenchmarkError, match=message):
-            benchmark.parse_arm(spec)
-    assert benchmark.main(["--arms", "simple", "simple", "--steps", "2"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: arm names must be unique") and "Traceback" not in err
+def test_a_cell_with_other_settings_is_refused(smoke):
+    out, argv, cache, _ = smoke
+    changed = [*argv[:argv.index("--steps")], "--steps", "31",
+               *argv[argv.index("--steps") + 2:]]
+    r = _bench(changed + ["--report-only"], cache, timeout=300)
+    assert r.returncode == 2 and "other settings" in r.stderr
+    assert "Traceback" not in r.stderr
 
 
-def _row(arm, dom, gap, d_loss, g_loss, fd, flags=None, fooled=0.0):
-    return {"arm": arm, "flags": flags or f"--disc {arm}", "diverged": None,
-            "d_dominance": dom, "d_fooled": fooled, "one_sided": dom + fooled,
-            "d_gap_median": gap, "d_loss_final": d_loss,
-            "g_loss_final": g_loss, "frechet_distance": fd, "inception_score": 2.0,
-            "ndb_over_k": 0.5}
+def test_a_killed_cell_resumes(tmp_path, data_dir):
+    """Kill the benchmark (and its training child) mid-cell; the rerun continues it."""
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    argv = ["--data", str(data_dir), "--out", str(out), "--steps", "400",
+            "--arms", "simple-reference", *TINY]
+    env = {**os.environ, "TFGAN_CACHE": str(cache)}
+    proc = subprocess.Popen([sys.executable, "-m", "training.benchmark", *argv], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    cell = None
+    while time.time() < deadline:
+        found = list((out / "runs").glob("*/simple-reference-s0/checkpoints/ckpt-*.index"))
+        if found:
+            cell = found[0].parents[1]
+            break
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert cell is not None, "no checkpoint within 300 s"
+    record = json.loads((cell / benchmark.CELL_RECORD).read_text())
+    assert record["status"] == "running"
+    r = _bench(argv, cache, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "--resume" in r.stdout
+    from tfgan.rundir import RunDir
+
+    steps = [x["step"] for x in RunDir(cell).read_metrics()]
+    assert steps[-1] == 400 and steps == sorted(set(steps))
+    assert json.loads((cell / benchmark.CELL_RECORD).read_text())["status"] == "done"
 
 
-def test_conclusion_is_generated_from_the_numbers():
-    meta = {"steps": 100, "batch_size": 8, "base_width": 4, "seed": 0, "samples": 30,
-            "roles": benchmark.ROLES}
-    real = {"frechet_distance": 0.1, "inception_score": 3.0, "ndb_over_k": 0.05}
-    fair_simple = [_row("simple", 0.0, 0.2, 1.2, 0.9, 5.0),
-                   _row("resnet9", 0.9, 0.97, 0.002, 6.7, 20.0)]
-    text = report.conclusion(fair_simple, real, meta)
-    assert "the most balanced fight was simple" in text
-    assert "best samples by FD came from simple" in text
-    assert "this run supports the hypothesis" in text
-    assert "resnet9 reproduced the earlier attempt's pattern" in text
-    # The same sentences with the numbers swapped reach the opposite verdict.
-    fair_resnet = [_row("simple", 0.9, 0.97, 0.002, 6.7, 20.0),
-                   _row("resnet9", 0.0, 0.2, 1.2, 0.9, 5.0)]
-    text = report.conclusion(fair_resnet, real, meta)
-    assert "the most balanced fight was resnet9" in text
-    assert "does not support the hypothesis" in text
-    assert "simple reproduced the earlier attempt's pattern" in text
-    # A ResNet-9 that calls everything real is never "dominant", but it is no fair fight.
-    broken = fair_simple + [_row("resnet9-dlr0.1", 0.0, 0.01, 5.8, 0.01, 30.0,
-                                 flags="--disc resnet9 --d-lr-scale 0.1", fooled=1.0)]
-    text = report.conclusion(broken, real, meta)
-    assert "the most balanced fight was simple" in text
-    assert "Cutting resnet9's learning rate 10× worsened the balance" in text
-    assert "D fooled 100%" in text
-    # A win on balance by a discriminator that still dominates most of the run says so.
-    both_dominant = [_row("simple", 0.8, 0.9, 0.1, 4.8, 60.0), _row("resnet9", 0.95, 0.97, 0.01,
-                                                                     5.7, 70.0)]
-    assert "only relative to resnet9" in report.conclusion(both_dominant, real, meta)
-    # Differences within the tie margins decide nothing.
-    close = [_row("simple", 0.50, 0.60, 0.3, 3.0, 10.0),
-             _row("resnet9", 0.52, 0.62, 0.3, 3.1, 10.2)]
-    text = report.conclusion(close, real, meta)
-    assert "about equally balanced" in text and "samples of about equal quality" in text
-    assert "cannot decide the hypothesis" in text and "a tie within 5%" in text
-    # The names come from the benchmark's roles, not from the report.
-    renamed = dict(meta, roles={"simple": "cnn", "strong": "deep", "lr_cut": "deep-slow"})
-    rows = [dict(r, arm={"simple": "cnn", "resnet9": "deep"}[r["arm"]]) for r in fair_simple]
-    rows.append(_row("deep-slow", 0.0, 0.01, 5.8, 0.01, 30.0,
-                     flags="--disc resnet9 --d-lr-scale 0.1", fooled=1.0))
-    text = report.conclusion(rows, real, renamed)
-    assert "Of the two discriminators at their reference settings, cnn gave" in text
-    assert "Cutting deep's learning rate 10×" in text
-    # Without a classifier, quality is ranked by NDB/K.
-    no_fd = [dict(r, frechet_distance=None) for r in fair_simple]
-    assert "best samples by NDB/K" in report.conclusion(no_fd, real, meta)
+def test_the_pilot_seed_may_not_be_scored():
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["--seeds", "0", "100"])
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["--arms", "simple", "nope"])
 
 
-def test_a_stop_signal_ends_the_benchmark_resumably(tmp_path, monkeypatch, capsys):
-    import tfgan.trainer
+def test_pilot_rule():
+    s = {"a": {"one_sided": 0.50, "fd_ratio": 3.0}, "b": {"one_sided": 0.20, "fd_ratio": 9.0},
+         "c": {"one_sided": 0.24, "fd_ratio": 5.0}, "d": {"one_sided": None, "fd_ratio": 1.0}}
+    # c is within 5 points of the least one-sided (b) and has the lower FD; a is not.
+    assert benchmark.choose_controls(s)[0] == "c"
+    with pytest.raises(benchmark.BenchmarkError):
+        benchmark.choose_controls({"d": s["d"]})
 
-    # What train() returns after SIGINT: it checkpointed and stopped early.
-    monkeypatch.setattr(tfgan.trainer, "train", lambda *a, **k: {"stopped_by": "SIGINT"})
-    code = benchmark.main(["--out", str(tmp_path), "--arms", "simple", "--steps", "5"])
-    assert code == 130
-    err = capsys.readouterr().err
-    assert err.startswith("error: stopped by SIGINT while training simple") and "resume" in err
+
+def _arm(one_sided, fd, classes=(5, 6, 7), is_abs=(3.0, 3.2, 3.4)):
+    def agg(vals):
+        return grid_report.aggregate(list(vals))
+
+    return {"one_sided": agg(one_sided), "fd_ratio": agg(fd), "classes_covered": agg(classes),
+            "is": agg(is_abs), "rank": None, "d_loss_excess": None, "is_ratio": None,
+            "ndb_k": None, "silent_share": None, "steps_per_sec": None, "minutes": None}
+
+
+def test_conclusion_states_only_differences_beyond_the_seed_spread():
+    roles = benchmark.ROLES
+    clear = {"builtin": {roles["simple"]: _arm([0.30, 0.35, 0.40], [4, 5, 6]),
+                         roles["strong"]: _arm([0.90, 0.95, 0.97], [9, 10, 12])}}
+    text = grid_report.conclusion(clear, roles)
+    assert "simple D's fight more balanced" in text
+    line = next(x for x in text.splitlines() if "one-sided" in x)
+    assert "simple-reference is better" in line and "inconclusive" not in line
+    fd_line = next(x for x in text.splitlines() if "simple vs ResNet-9 (FD" in x)
+    assert "simple-reference is better" in fd_line
+    assert "best samples came from simple-reference" in text
+
+    overlap = {"builtin": {roles["simple"]: _arm([0.30, 0.60, 0.90], [4, 8, 12]),
+                           roles["strong"]: _arm([0.50, 0.80, 0.95], [6, 9, 11])}}
+    text = grid_report.conclusion(overlap, roles)
+    assert "is better" not in text and text.count("inconclusive") >= 3
+
+    floor = {"builtin": {roles["simple"]: _arm([0.1, 0.2], [50, 60], classes=(1, 1),
+                                               is_abs=(1.0, 1.01)),
+                         roles["strong"]: _arm([0.9, 0.95], [90, 95], classes=(1, 1),
+                                               is_abs=(1.0, 1.0))}}
+    text = grid_report.conclusion(floor, roles)
+    assert "every arm is at the floor" in text and "is better" not in text
+
+    one_seed = {"builtin": {roles["simple"]: _arm([0.1], [2]), roles["strong"]: _arm([0.9], [20])}}
+    text = grid_report.conclusion(one_seed, roles)
+    assert "fewer than two seeds" in text and "is better" not in text
+
+
+def test_clean_balance_ignores_smoothing_noise_and_augmentation():
+    """Same G and D weights, heavy controls on one GAN only: the same clean verdicts."""
+    import tensorflow as tf
+
+    from tfgan.eval.live import CleanBalance
+    from tfgan.gan import GAN
+    from tfgan.models import Generator, build_discriminator
+
+    g = Generator(100, 64, 4)
+    d = build_discriminator("simple", size=64, base_width=4)
+    real = tf.random.stateless_uniform([8, 64, 64, 1], seed=[1, 2], minval=-1, maxval=1)
+    labels = tf.zeros([8], tf.int32)
+    batches = [(real, labels)] * 2
+    out = []
+    for controls in ({}, {"label_smoothing": 0.45, "instance_noise": 2.0,
+                          "augment": "shift,tmask,fmask"}):
+        gan = GAN(g, d, 100, **controls)
+        gan.compile(d_optimizer=None, g_optimizer=None)
+        out.append(CleanBalance(gan, batches, 100, seed=3)(step=10))
+    assert out[0] == out[1]
+    assert np.isfinite(out[0]["clean_d_loss"])

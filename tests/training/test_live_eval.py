@@ -57,6 +57,10 @@ def test_balance_is_measured_on_clean_inputs(live_run):
     run, _ = live_run
     for r in RunDir(run).read_metrics():
         assert {"clean_real_acc", "clean_fake_acc", "clean_rank", "clean_gap"} <= set(r)
+        # D's loss on those logits, beside its value at no information: 2 ln 2 for the
+        # non-saturating loss (softplus(-r) + softplus(f) at r = f = 0).
+        assert r["clean_d_loss_eq"] == pytest.approx(2 * np.log(2), rel=1e-6)
+        assert r["clean_d_loss"] > 0
         # The pairwise ranking is a share of 8 pairs.
         assert r["clean_rank"] * 8 == pytest.approx(round(r["clean_rank"] * 8))
 
@@ -129,6 +133,24 @@ def test_conditional_accuracy_is_scored_against_the_requested_classes(live_run):
     other = live.score(held, held.real_a, stats, labels=(verdict + 1) % 3)
     assert other["cond_acc"] == 0.0
     assert "cond_acc" not in live.score(held, held.real_a, stats)
+
+
+def test_per_class_fd_compares_each_class_with_its_own_real_clips(live_run):
+    from tfgan.audio import Stats
+    from tfgan.data import pipeline
+
+    run, _ = live_run
+    config = RunDir(run).load_config()
+    stats = Stats.load(run / "stats.json")
+    scan = pipeline.scan_folder(config.data.data_dir, config.data)
+    held = live.build_held_out(scan, config.data, stats, seed=0, stream=None)
+    assert len(held.real["fd_class"]) == 3 and all(v > 0 for v in held.real["fd_class"])
+    # Set B's own clips, each asked for as its own class: every class at distance ~0.
+    same = live.score(held, held.real_b, stats, labels=held.labels_b)["fd_class"]
+    assert max(same) < 1e-3
+    # The same clips filed under the wrong classes: every class is far from its real clips.
+    wrong = live.score(held, held.real_b, stats, labels=(held.labels_b + 1) % 3)["fd_class"]
+    assert min(wrong) > 100 * max(max(same), 1e-6)
 
 
 def test_a_conditional_run_logs_its_conditional_accuracy(tmp_path, labelled):

@@ -1,4 +1,4 @@
-"""Scoring flags shared by `python -m tfgan.eval` and `python -m training.benchmark`."""
+"""Scoring flags of `python -m tfgan.eval`."""
 
 from __future__ import annotations
 

@@ -47,8 +47,9 @@ class HeldOut:
     real_b: np.ndarray
     emb_b: np.ndarray
     class_share_a: np.ndarray  # [K] share of A's clips per class (classifier argmax)
-    real: dict  # fd, is, silent_share of real data
+    real: dict  # fd, is, silent_share of real data; fd_class: per-class FD(A_c, B_c)
     files: dict  # how many files went where
+    labels_b: np.ndarray = None  # [n] B's classes (its folders)
 
     @property
     def n(self) -> int:
@@ -100,16 +101,29 @@ def build_held_out(scan, cfg, stats, seed: int = 0, cache_dir=None,
                                     cache_dir=cache_dir, stream=stream)
     per_file = clips_per_file(scan, cfg)
     n = per_file * min(len(a_idx), len(b_idx))
-    real_a, _ = clf.random_crops(clf._subset(scored, a_idx), cfg, stats, n, seed + 2)
-    real_b, _ = clf.random_crops(clf._subset(scored, b_idx), cfg, stats, n, seed + 3)
+    real_a, labels_a = clf.random_crops(clf._subset(scored, a_idx), cfg, stats, n, seed + 2)
+    real_b, labels_b = clf.random_crops(clf._subset(scored, b_idx), cfg, stats, n, seed + 3)
     probs_a, emb_a = classifier.predict(real_a)
     _, emb_b = classifier.predict(real_b)
     share = np.bincount(np.argmax(probs_a, 1), minlength=probs_a.shape[1]) / len(probs_a)
     real = {"fd": _frechet(emb_a, emb_b), "is": float(metrics.inception_score(probs_a)[0]),
-            "silent_share": silent_share(real_a, stats)}
+            "silent_share": silent_share(real_a, stats),
+            "fd_class": class_fd(emb_a, labels_a, emb_b, labels_b, len(scan.class_names))}
     files = {"classifier": len(train_idx), "a": len(a_idx), "b": len(b_idx),
              "clips_per_file": per_file}
-    return HeldOut(classifier, real_a, real_b, emb_b, share, real, files)
+    return HeldOut(classifier, real_a, real_b, emb_b, share, real, files, labels_b)
+
+
+def class_fd(emb, labels, emb_b, labels_b, k: int) -> list:
+    """FD between the class-c rows of `emb` and of `emb_b`, for each class c (None where
+    either side has fewer than two). With tens of clips per class in 128 dimensions the
+    covariances are singular and regularised: compare a class's figure with the same
+    measure between two real sets (HeldOut.real["fd_class"]), not with the overall FD."""
+    out = []
+    for c in range(k):
+        a, b = emb[np.asarray(labels) == c], emb_b[np.asarray(labels_b) == c]
+        out.append(_frechet(a, b) if min(len(a), len(b)) >= 2 else None)
+    return out
 
 
 def score(held: HeldOut, generated: np.ndarray, stats, labels=None) -> dict:
@@ -127,7 +141,9 @@ def score(held: HeldOut, generated: np.ndarray, stats, labels=None) -> dict:
             "classes_covered": covered, "n_classes": int(probs.shape[1]),
             "silent_share": silent_share(generated, stats),
             "class_share": [round(float(v), 4) for v in share],
-            **({} if labels is None else _conditional(probs, labels))}
+            **({} if labels is None else {
+                **_conditional(probs, labels),
+                "fd_class": class_fd(emb, labels, held.emb_b, held.labels_b, probs.shape[1])})}
 
 
 def _conditional(probs, labels) -> dict:
@@ -146,8 +162,9 @@ class CleanBalance:
     update are put back, so training is unchanged.
 
     Returns (per call): clean_real_acc (logit > 0), clean_fake_acc (logit < 0),
-    clean_rank (real logit above its paired fake's) and clean_gap (mean real logit minus
-    mean fake logit).
+    clean_rank (real logit above its paired fake's), clean_gap (mean real logit minus
+    mean fake logit), and clean_d_loss, D's loss on these logits without smoothing or
+    penalties, beside clean_d_loss_eq, its value when D cannot tell (every logit 0).
     """
 
     def __init__(self, gan, real_batches, latent_dim: int, seed: int):
@@ -176,11 +193,15 @@ class CleanBalance:
         finally:
             for v, value in state:
                 v.assign(value)
+        loss = self.gan.d_loss_fn
+        zeros = tf.zeros_like(real_logits)
         return {"clean_real_acc": float(tf.reduce_mean(tf.cast(real_logits > 0, tf.float32))),
                 "clean_fake_acc": float(tf.reduce_mean(tf.cast(fake_logits < 0, tf.float32))),
                 "clean_rank": float(tf.reduce_mean(tf.cast(real_logits > fake_logits,
                                                            tf.float32))),
-                "clean_gap": float(tf.reduce_mean(real_logits) - tf.reduce_mean(fake_logits))}
+                "clean_gap": float(tf.reduce_mean(real_logits) - tf.reduce_mean(fake_logits)),
+                "clean_d_loss": float(tf.reduce_mean(loss(real_logits, fake_logits))),
+                "clean_d_loss_eq": float(tf.reduce_mean(loss(zeros, zeros)))}
 
 
 def make_quality_monitor(counter, every: int, gan, held: HeldOut, stats, config, run,
@@ -229,6 +250,8 @@ def make_quality_monitor(counter, every: int, gan, held: HeldOut, stats, config,
             record = {"step": step, "kind": "eval", **scores,
                       "fd_real": held.real["fd"], "is_real": held.real["is"],
                       "silent_share_real": held.real["silent_share"], "n": held.n,
+                      **({"fd_class_real": held.real["fd_class"]} if "fd_class" in scores
+                         else {}),
                       "eval_seconds": round(time.perf_counter() - t0, 2)}
             if gan.ema_generator is not None:
                 # The live generator too: whether the average helps at this point of the
