@@ -109,9 +109,10 @@ class ModelConfig:
     width: int = 64
     spectral_norm: bool = False  # balance control: spectral normalisation on D
     d_norm: str = "batch"  # normalisation layers in D: the reference's BatchNorm, or none
-    # Class-conditional G and projection D. `classes` are the class names in label order,
-    # filled from the data's sub-folders when training starts.
-    conditional: bool = False
+    # Class-conditional G and projection D: True, False, or "auto" (on when the data has
+    # two or more class sub-folders; resolved to True/False when training starts).
+    # `classes` are the class names in label order, filled from the data's sub-folders.
+    conditional: object = "auto"
     classes: tuple = ()
 
     def __post_init__(self):
@@ -120,13 +121,16 @@ class ModelConfig:
     @property
     def num_classes(self) -> int:
         """Classes G and D are conditioned on (0: unconditional)."""
-        return len(self.classes) if self.conditional else 0
+        return len(self.classes) if self.conditional is True else 0
 
     def validate(self) -> None:
-        if self.classes and not self.conditional:
+        if self.conditional not in (True, False, "auto"):
+            raise ValueError("conditional must be True, False or 'auto'. Received: "
+                             f"conditional={self.conditional!r}")
+        if self.classes and self.conditional is not True:
             raise ValueError("classes are only for a conditional model. Received: "
                              f"conditional=False, classes={list(self.classes)}")
-        if self.conditional and len(self.classes) == 1:
+        if self.conditional is True and len(self.classes) == 1:
             raise ValueError("A conditional model needs at least two classes. Received: "
                              f"classes={list(self.classes)}")
         if self.d_norm not in D_NORMS:

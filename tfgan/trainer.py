@@ -172,11 +172,21 @@ def fixed_labels(config: Config):
 
 
 def with_classes(config: Config, scan, saved: Optional[Config] = None) -> Config:
-    """`config` with its conditional model's classes: the data's class sub-folders."""
-    if not config.model.conditional:
-        return config
+    """`config` with its conditional model's classes: the data's class sub-folders.
+
+    `conditional="auto"` becomes True when every file is in one of two or more class
+    sub-folders, else False.
+    """
+    mode = config.model.conditional
     classes = tuple(scan.class_names)
-    if len(classes) < 2 or min(scan.labels, default=-1) < 0:
+    labelled = len(classes) >= 2 and min(scan.labels, default=-1) >= 0
+    if mode == "auto":
+        mode = labelled
+        config = dataclasses.replace(config, model=dataclasses.replace(config.model,
+                                                                      conditional=mode))
+    if not mode:
+        return config
+    if not labelled:
         raise RunError("--conditional needs every file in a class sub-folder and at least "
                        f"two classes; {scan.root} has {len(classes)} "
                        f"({', '.join(classes) or 'none'}).")
@@ -242,6 +252,9 @@ def train(config: Config, run_dir, resume: bool = False, loop: str = "fit",
                        "choose another --run-dir.")
     saved = run.load_config() if resume and run.exists() else None
     if saved is not None:
+        if config.model.conditional == "auto":  # the run already decided
+            config = dataclasses.replace(config, model=dataclasses.replace(
+                config.model, conditional=saved.model.conditional, classes=saved.model.classes))
         check_compatible(saved, config)
     run.prepare()
     if config.train.batch_size % strategy.num_replicas_in_sync:

@@ -50,11 +50,21 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--d-norm", choices=D_NORMS,
                    help="normalisation layers in D (both recipes: batch; none is R3GAN's "
                         "normalisation-free D, needed by wgan-gp)")
-    g.add_argument("--conditional", action="store_true", default=None,
+    g.add_argument("--conditional", nargs="?", const=True, type=_conditional, default=None,
+                   metavar="{auto,on,off}",
                    help="class-conditional G and projection D, one class per sub-folder of "
-                        "--data (needs two or more)")
+                        "--data: on (also the bare flag; needs two or more classes), off, or "
+                        "auto (default: on when every file is in one of two or more class "
+                        "sub-folders)")
     g.add_argument("--spectral-norm", action="store_true", default=None,
                    help="spectral normalisation on every layer of D (balance control)")
+
+
+def _conditional(value: str):
+    modes = {"auto": "auto", "on": True, "off": False}
+    if value not in modes:
+        raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from auto, on, off)")
+    return modes[value]
 
 
 def add_train_flags(p: argparse.ArgumentParser) -> None:

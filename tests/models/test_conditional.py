@@ -64,3 +64,33 @@ def test_config_keeps_the_classes_and_refuses_nonsense():
         ModelConfig(conditional=True, classes=("kick",)).validate()
     with pytest.raises(ValueError, match="only for a conditional model"):
         ModelConfig(classes=("kick", "snare")).validate()
+
+
+def test_auto_turns_conditioning_on_for_two_or_more_class_folders(tmp_path, helpers):
+    from tfgan.data import pipeline
+    from tfgan.rundir import RunError
+    from tfgan.trainer import with_classes
+    from training.run import parse_args
+
+    two = helpers.write_synth_folder(tmp_path / "two", 8000, ("sine", "kick"), per_class=2)
+    one = helpers.write_synth_folder(tmp_path / "one", 8000, ("sine",), per_class=2)
+    auto = Config()
+    assert auto.model.conditional == "auto" and auto.model.num_classes == 0
+    for root, want in ((two, True), (one, False)):
+        c = with_classes(auto, pipeline.scan_folder(root, auto.data))
+        assert c.model.conditional is want
+        assert c.model.classes == (("kick", "sine") if want else ())
+    off = Config(model=ModelConfig(conditional=False))
+    assert with_classes(off, pipeline.scan_folder(two, off.data)).model.num_classes == 0
+    on = Config(model=ModelConfig(conditional=True))
+    with pytest.raises(RunError, match="at least two classes"):
+        with_classes(on, pipeline.scan_folder(one, on.data))
+    # The flag: bare means on; auto, on and off by name; anything else is refused.
+    assert parse_args([]).conditional is None  # the config's default: auto
+    assert parse_args(["--conditional"]).conditional is True
+    assert [parse_args(["--conditional", v]).conditional for v in ("auto", "on", "off")] == [
+        "auto", True, False]
+    with pytest.raises(SystemExit):
+        parse_args(["--conditional", "yes"])
+    with pytest.raises(ValueError, match="True, False or 'auto'"):
+        ModelConfig(conditional="yes").validate()

@@ -11,5 +11,5 @@
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 data=$1; seeds=${2:-0}
-$PY -m training.quality --data "$data" --recipes reference --seeds $seeds --out docs/quality
-$PY -m training.quality --data "$data" --recipes modern --seeds $seeds --tag bn --out docs/quality -- --d-norm batch
+$PY -m training.quality --data "$data" --recipes reference --seeds $seeds --out docs/quality -- --conditional off
+$PY -m training.quality --data "$data" --recipes modern --seeds $seeds --tag bn --out docs/quality -- --conditional off --d-norm batch
