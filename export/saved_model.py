@@ -10,6 +10,16 @@ Signatures (pure TF ops; the model loads without this project installed):
                    log_magnitude [batch, H, W, 1] (natural-log magnitudes)
   audio:           z -> audio float32 [batch, samples] in [-1, 1] (Griffin-Lim in the graph)
   generate:        seed int64 [], count int32 [] -> z [count, latent_dim], spectrogram
+
+A class-conditional run's signatures take a class as well (its names, in label order, are
+in assets.extra/classes.txt and config.json); -1 (by index) or "" (by name) asks for
+class i mod K in row i, so every class comes out in turn:
+  serving_default:     z, label int32 [batch] -> spectrogram, log_magnitude, label
+  audio:               z, label -> audio
+  generate:            seed, count, label int32 [] -> z, label [count], spectrogram
+  spectrogram_by_name, audio_by_name, generate_by_name: the same with class_name (string)
+                       in place of label, mapped to the index inside the graph; an unknown
+                       name fails with INVALID_ARGUMENT naming the known classes.
 """
 
 from __future__ import annotations
@@ -52,25 +62,112 @@ class GeneratorModule(tf.Module):
         self.generate = tf.function(self._generate, input_signature=[
             tf.TensorSpec([], tf.int64, name="seed"), tf.TensorSpec([], tf.int32, name="count")])
 
-    def _spectrogram(self, z):
-        spec = self.generator(z, training=False)
+    def signatures(self) -> dict:
+        return {"serving_default": self.serving_default, "audio": self.audio,
+                "generate": self.generate}
+
+    def _g(self, z, labels=None):
+        return self.generator(z, training=False)
+
+    def _spectrogram(self, z, labels=None):
+        spec = self._g(z, labels)
         log_mag = audio.denormalise(spec[..., 0], self.stats)[..., None]
         return {"spectrogram": spec, "log_magnitude": log_mag}
 
-    def _audio(self, z):
-        spec = self.generator(z, training=False)
+    def _audio(self, z, labels=None):
+        spec = self._g(z, labels)
         return {"audio": audio.to_waveform(spec, self.stats, self.griffin_lim_iters)}
 
-    def _generate(self, seed, count):
+    def _latents(self, seed, count):
         checks = [
             tf.debugging.assert_positive(count, message="count must be at least 1"),
             tf.debugging.assert_less_equal(
                 count, self.max_count, message=f"count must be at most {self.max_count}"),
         ]
         with tf.control_dependencies(checks):
-            z = tf.random.stateless_normal(tf.stack([count, self.latent_dim]),
-                                           seed=tf.stack([seed, tf.constant(0, tf.int64)]))
-        return {"z": z, "spectrogram": self.generator(z, training=False)}
+            return tf.random.stateless_normal(tf.stack([count, self.latent_dim]),
+                                              seed=tf.stack([seed, tf.constant(0, tf.int64)]))
+
+    def _generate(self, seed, count):
+        z = self._latents(seed, count)
+        return {"z": z, "spectrogram": self._g(z)}
+
+
+class ConditionalGeneratorModule(GeneratorModule):
+    """A class-conditional generator: every signature takes a class, by index or by name."""
+
+    def __init__(self, generator, stats, griffin_lim_iters: int, classes,
+                 max_count: int = MAX_COUNT):
+        super().__init__(generator, stats, griffin_lim_iters, max_count)
+        self.classes = list(classes)
+        self.num_classes = len(self.classes)
+        self.table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(self.classes),
+                                                tf.range(self.num_classes, dtype=tf.int32)),
+            default_value=-2)
+        z = tf.TensorSpec([None, self.latent_dim], tf.float32, name="z")
+        label = tf.TensorSpec([None], tf.int32, name="label")
+        name = tf.TensorSpec([None], tf.string, name="class_name")
+        seed, count = (tf.TensorSpec([], tf.int64, name="seed"),
+                       tf.TensorSpec([], tf.int32, name="count"))
+        one_label = tf.TensorSpec([], tf.int32, name="label")
+        one_name = tf.TensorSpec([], tf.string, name="class_name")
+        self.serving_default = tf.function(self._spectrogram_at, input_signature=[z, label])
+        self.audio = tf.function(self._audio, input_signature=[z, label])
+        self.generate = tf.function(self._generate_at, input_signature=[seed, count, one_label])
+        self.spectrogram_by_name = tf.function(
+            lambda z, class_name: self._spectrogram_at(z, self._index(class_name)),
+            input_signature=[z, name])
+        self.audio_by_name = tf.function(
+            lambda z, class_name: self._audio(z, self._index(class_name)),
+            input_signature=[z, name])
+        self.generate_by_name = tf.function(
+            lambda seed, count, class_name: self._generate_at(seed, count,
+                                                              self._index(class_name)),
+            input_signature=[seed, count, one_name])
+
+    def signatures(self) -> dict:
+        return {**super().signatures(), "spectrogram_by_name": self.spectrogram_by_name,
+                "audio_by_name": self.audio_by_name, "generate_by_name": self.generate_by_name}
+
+    def _index(self, names):
+        """Class names -> indices ("" -> -1, every class in turn); unknown names fail."""
+        idx = tf.where(tf.equal(names, ""), tf.constant(-1, tf.int32), self.table.lookup(names))
+        known = ", ".join(self.classes)
+        flat_names, flat_idx = tf.reshape(names, [-1]), tf.reshape(idx, [-1])
+        bad = tf.boolean_mask(flat_names, tf.equal(flat_idx, -2))
+        check = tf.debugging.Assert(tf.size(bad) == 0, [tf.strings.join([
+            "unknown class name: ", tf.strings.reduce_join(bad[:1]),
+            f" (the classes of this model are: {known})"])])
+        with tf.control_dependencies([check]):
+            return tf.identity(idx)
+
+    def _labels(self, labels):
+        """Row i's class: its label, or i mod K where the label is -1; others fail."""
+        labels = tf.reshape(labels, [-1])
+        ok = tf.reduce_all((labels >= -1) & (labels < self.num_classes))
+        check = tf.debugging.Assert(ok, [
+            f"label must be a class index in [0, {self.num_classes - 1}] or -1 (every class "
+            f"in turn); the classes of this model are: {', '.join(self.classes)}"])
+        with tf.control_dependencies([check]):
+            turn = tf.math.floormod(tf.range(tf.size(labels), dtype=tf.int32),
+                                    self.num_classes)
+            return tf.where(labels < 0, turn, labels)
+
+    def _g(self, z, labels=None):
+        return self.generator(z, labels, training=False)
+
+    def _spectrogram_at(self, z, labels):
+        labels = self._labels(labels)
+        return {**self._spectrogram(z, labels), "label": labels}
+
+    def _audio(self, z, labels=None):
+        return super()._audio(z, self._labels(labels))
+
+    def _generate_at(self, seed, count, label):
+        z = self._latents(seed, count)
+        labels = self._labels(tf.fill([count], label))
+        return {"z": z, "label": labels, "spectrogram": self._g(z, labels)}
 
 
 def next_version(base: Path) -> int:
@@ -92,9 +189,6 @@ def export(run_dir, model_base_path, version: int | None = None, checkpoint: str
       RunError: the run cannot be read, or the version already exists.
     """
     run = RunDir(run_dir)
-    if run.exists() and run.load_config().model.conditional:
-        raise RunError("This run is class-conditional; exporting conditional generators "
-                       "(signatures with a class input) is not built yet.")
     source = "given"
     if checkpoint is None:
         checkpoint = run.best_checkpoint() if best else None
@@ -112,13 +206,15 @@ def export(run_dir, model_base_path, version: int | None = None, checkpoint: str
     tmp = base / f".tmp-{version}-{os.getpid()}"  # not an integer: servers ignore it
     shutil.rmtree(tmp, ignore_errors=True)
     iters = griffin_lim_iters or config.train.griffin_lim_iters
-    module = GeneratorModule(generator, stats, iters)
+    classes = config.model.classes if config.model.conditional else ()
+    module = (ConditionalGeneratorModule(generator, stats, iters, classes) if classes
+              else GeneratorModule(generator, stats, iters))
     try:
-        tf.saved_model.save(module, str(tmp), signatures={
-            "serving_default": module.serving_default, "audio": module.audio,
-            "generate": module.generate})
+        tf.saved_model.save(module, str(tmp), signatures=module.signatures())
         extra = tmp / "assets.extra"
         extra.mkdir()
+        if classes:  # one name per line, in label order: index i is line i
+            (extra / "classes.txt").write_text("".join(f"{c}\n" for c in classes))
         (extra / "config.json").write_text(config.to_json())
         stats.save(extra / "stats.json")
         (extra / "export.json").write_text(json.dumps(

@@ -145,7 +145,8 @@ def synth_folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
-    """A real run: 6 steps of a tiny GAN on synthesised sounds (EMA off, so G is exported)."""
+    """A real unconditional run: 6 steps of a tiny GAN on synthesised sounds (EMA off, so G
+    is exported)."""
     import dataclasses
     import io
 
@@ -156,12 +157,43 @@ def trained_run(tmp_path_factory):
     c = preset("cpu")
     c = dataclasses.replace(
         c, data=dataclasses.replace(c.data, data_dir=str(data)),
-        model=dataclasses.replace(c.model, base_width=4),
+        model=dataclasses.replace(c.model, base_width=4, conditional=False),
         train=dataclasses.replace(c.train, steps=6, batch_size=8, log_every=3, sample_every=6,
                                   checkpoint_every=6, griffin_lim_iters=4, ema_decay=0.0))
     run = tmp_path_factory.mktemp("run") / "r"
     train(c, run, stream=io.StringIO())
     return run
+
+
+@pytest.fixture(scope="session")
+def conditional_run(tmp_path_factory):
+    """A real class-conditional run: 6 steps on three classes (EMA off)."""
+    import dataclasses
+    import io
+
+    from tfgan.config import preset
+    from tfgan.trainer import train
+
+    data = write_synth_folder(tmp_path_factory.mktemp("cdata"), 16000,
+                              ("sine", "kick", "snare"))
+    c = preset("cpu")
+    c = dataclasses.replace(
+        c, data=dataclasses.replace(c.data, data_dir=str(data)),
+        model=dataclasses.replace(c.model, base_width=4, conditional=True),
+        train=dataclasses.replace(c.train, steps=6, batch_size=8, log_every=3, sample_every=6,
+                                  checkpoint_every=6, griffin_lim_iters=4, ema_decay=0.0,
+                                  eval_every=0))
+    run = tmp_path_factory.mktemp("crun") / "r"
+    train(c, run, stream=io.StringIO())
+    return run
+
+
+@pytest.fixture(scope="session")
+def conditional_exported(conditional_run, tmp_path_factory):
+    from export.saved_model import export
+
+    base = tmp_path_factory.mktemp("cmodels") / "generator"
+    return base, export(conditional_run, base, griffin_lim_iters=8)
 
 
 @pytest.fixture(scope="session")

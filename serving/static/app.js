@@ -1,6 +1,7 @@
 // Generates samples through TF Serving's REST API (generate, then audio signatures) and
-// shows each as a spectrogram image and a playable WAV. No dependencies, no network but
-// this server.
+// shows each as a spectrogram image and a playable WAV. For a class-conditional model
+// (its config lists classes) a picker asks for one class, through generate_by_name.
+// No dependencies, no network but this server.
 "use strict";
 
 const DEFAULT_SAMPLE_RATE = 16000; // when the server publishes no model config
@@ -128,7 +129,27 @@ function drawWave(canvas, samples) {
   }
 }
 
-function card(k, seed, spec, audio, rate) {
+// The model's classes (config.model.classes when it is conditional), shown in the picker.
+function showClasses(config) {
+  const model = (config && config.model) || {};
+  const classes = model.conditional && Array.isArray(model.classes) ? model.classes : [];
+  const select = $("class");
+  const known = [...select.options].slice(1).map((o) => o.value);
+  if (known.join("\n") !== classes.join("\n")) {
+    const keep = select.value;
+    select.replaceChildren(select.options[0]);
+    for (const name of classes) select.add(new Option(name, name));
+    select.value = classes.includes(keep) ? keep : "";
+  }
+  $("class-field").hidden = classes.length === 0;
+  return classes;
+}
+
+async function modelConfig(prefix) {
+  try { return await api(`${prefix}/config`); } catch (e) { return null; }
+}
+
+function card(k, seed, spec, audio, rate, className) {
   const el = document.createElement("article");
   el.className = "card";
   const img = document.createElement("img");
@@ -147,9 +168,13 @@ function card(k, seed, spec, audio, rate) {
   const meta = document.createElement("div");
   meta.className = "meta";
   const seconds = (audio.length / rate).toFixed(2);
-  meta.innerHTML = `<span>#${k + 1} &middot; seed ${seed} &middot; ${seconds} s</span>`;
+  const info = document.createElement("span");
+  info.textContent = `#${k + 1}${className ? ` \u00b7 ${className}` : ""} \u00b7 seed ${seed} \u00b7 ${seconds} s`;
+  meta.appendChild(info);
+  if (className) el.dataset.className = className;
   const links = document.createElement("span");
-  for (const [label, href, name] of [["PNG", img.src, `sample_${k}.png`], ["WAV", url, `sample_${k}.wav`]]) {
+  const stem = className ? `sample_${k}_${className}` : `sample_${k}`;
+  for (const [label, href, name] of [["PNG", img.src, `${stem}.png`], ["WAV", url, `${stem}.wav`]]) {
     const a = document.createElement("a");
     a.href = href;
     a.download = name;
@@ -179,11 +204,16 @@ async function generate(event) {
     if (!versions.length) throw new Error(`model ${model} has no available version`);
     const version = Math.max(...versions);
     const prefix = `/v1/models/${model}/versions/${version}`;
-    const generated = (await api(`${prefix}:predict`, { signature_name: "generate", inputs: { seed, count } })).outputs;
-    let audio = (await api(`${prefix}:predict`, { signature_name: "audio", inputs: { z: generated.z } })).outputs;
+    const config = await modelConfig(prefix);
+    const classes = showClasses(config);
+    const wanted = $("class").value;
+    const generated = (await api(`${prefix}:predict`, classes.length
+      ? { signature_name: "generate_by_name", inputs: { seed, count, class_name: wanted } }
+      : { signature_name: "generate", inputs: { seed, count } })).outputs;
+    const audioInputs = classes.length ? { z: generated.z, label: generated.label } : { z: generated.z };
+    let audio = (await api(`${prefix}:predict`, { signature_name: "audio", inputs: audioInputs })).outputs;
     if (!Array.isArray(audio)) audio = audio.audio;
-    let rate = DEFAULT_SAMPLE_RATE;
-    try { rate = Number((await api(`${prefix}/config`)).data.sample_rate) || rate; } catch (e) { /* default */ }
+    const rate = Number(config && config.data && config.data.sample_rate) || DEFAULT_SAMPLE_RATE;
 
     state.urls.forEach((u) => URL.revokeObjectURL(u));
     state.urls = [];
@@ -191,7 +221,8 @@ async function generate(event) {
     grid.replaceChildren();
     const waves = [];
     generated.spectrogram.forEach((spec, k) => {
-      const { el, wave } = card(k, seed, spec, audio[k], rate);
+      const className = classes.length ? classes[generated.label[k]] : "";
+      const { el, wave } = card(k, seed, spec, audio[k], rate, className);
       grid.appendChild(el);
       waves.push([wave, audio[k]]);
     });
@@ -216,6 +247,7 @@ async function init() {
     $("api-path").textContent = `/v1/models/${health.model}`;
     badge.textContent = health.version ? `${health.model} \u00b7 version ${health.version}` : `${health.model} \u00b7 no version loaded`;
     badge.classList.add(health.version ? "ok" : "bad");
+    if (health.version) showClasses(await modelConfig(`/v1/models/${health.model}/versions/${health.version}`));
   } catch (e) {
     badge.textContent = "server unreachable";
     badge.classList.add("bad");

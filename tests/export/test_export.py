@@ -1,4 +1,5 @@
-"""Export of a real trained run: TF Serving layout, signatures, fidelity, no PyFunc, versions."""
+"""Export of a real trained run: TF Serving layout, signatures, fidelity, no PyFunc, versions;
+and of a class-conditional run: signatures with a class by index and by name."""
 
 import json
 import os
@@ -171,3 +172,116 @@ def test_export_of_a_missing_run_is_a_clear_error(tmp_path):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Not a run directory" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# -- class-conditional runs ------------------------------------------------------------
+
+# The same guard as the unconditional loader: the project's packages cannot be imported.
+_GUARD = LOADER.split("import tensorflow as tf")[0]
+CONDITIONAL_LOADER = _GUARD + textwrap.dedent("""
+    import tensorflow as tf
+    m = tf.saved_model.load(sys.argv[1])
+    z = tf.constant(np.load(sys.argv[2]))
+    s = m.signatures
+    labels = tf.constant([2, 0, 1, -1], tf.int32)
+    names = tf.constant(["snare", "sine", "kick", ""])
+    by_index = s["serving_default"](z=z, label=labels)
+    by_name = s["spectrogram_by_name"](z=z, class_name=names)
+    aud = s["audio"](z=z, label=labels)
+    aud_name = s["audio_by_name"](z=z, class_name=names)
+    gen = s["generate"](seed=tf.constant(5, tf.int64), count=tf.constant(4),
+                        label=tf.constant(1))
+    gen_all = s["generate"](seed=tf.constant(5, tf.int64), count=tf.constant(4),
+                            label=tf.constant(-1))
+    gen_name = s["generate_by_name"](seed=tf.constant(5, tf.int64), count=tf.constant(4),
+                                     class_name=tf.constant("kick"))
+    errors = []
+    for call in (lambda: s["generate_by_name"](seed=tf.constant(1, tf.int64),
+                                               count=tf.constant(2),
+                                               class_name=tf.constant("cowbell")),
+                 lambda: s["serving_default"](z=z, label=tf.constant([0, 1, 2, 3]))):
+        try:
+            call()
+            errors.append("")
+        except tf.errors.InvalidArgumentError as e:
+            errors.append(e.message)
+    np.savez(sys.argv[3], spec=by_index["spectrogram"].numpy(),
+             label=by_index["label"].numpy(), spec_name=by_name["spectrogram"].numpy(),
+             label_name=by_name["label"].numpy(), audio=aud["audio"].numpy(),
+             audio_name=aud_name["audio"].numpy(), gen_z=gen["z"].numpy(),
+             gen_label=gen["label"].numpy(), gen_spec=gen["spectrogram"].numpy(),
+             gen_all_label=gen_all["label"].numpy(), gen_name_spec=gen_name["spectrogram"].numpy(),
+             gen_name_label=gen_name["label"].numpy(), errors=np.array(errors))
+""")
+
+
+@pytest.fixture(scope="module")
+def loaded(conditional_exported, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cload")
+    _, path = conditional_exported
+    z = np.random.default_rng(0).normal(size=(4, 100)).astype(np.float32)
+    np.save(tmp / "z.npy", z)
+    (tmp / "load.py").write_text(CONDITIONAL_LOADER)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    proc = subprocess.run([sys.executable, "-I", str(tmp / "load.py"), str(path),
+                           str(tmp / "z.npy"), str(tmp / "out.npz")], cwd=tmp, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return z, dict(np.load(tmp / "out.npz"))
+
+
+def test_layout_lists_the_classes(conditional_exported, conditional_run):
+    import tensorflow as tf
+
+    _, path = conditional_exported
+    assert (path / "assets.extra" / "classes.txt").read_text().split("\n") == [
+        "kick", "sine", "snare", ""]
+    m = tf.saved_model.load(str(path))
+    assert set(m.signatures) == {"serving_default", "audio", "generate", "spectrogram_by_name",
+                                 "audio_by_name", "generate_by_name"}
+    inputs = {k: set(f.structured_input_signature[1]) for k, f in m.signatures.items()}
+    assert inputs["serving_default"] == inputs["audio"] == {"z", "label"}
+    assert inputs["generate"] == {"seed", "count", "label"}
+    assert inputs["generate_by_name"] == {"seed", "count", "class_name"}
+    assert m.signatures["generate_by_name"].structured_input_signature[1][
+        "class_name"].dtype == tf.string
+
+
+def test_signatures_match_the_keras_generator(loaded, conditional_run):
+    """By index and by name, in a process that cannot import the project."""
+    from tfgan import audio
+    from tfgan.rundir import RunDir, load_generator
+
+    z, out = loaded
+    g, config, stats, _ = load_generator(RunDir(conditional_run))
+    assert config.model.classes == ("kick", "sine", "snare")
+    # Row 3 asked for -1 / "": class 3 mod 3 = 0.
+    labels = np.array([2, 0, 1, 0], np.int32)
+    np.testing.assert_array_equal(out["label"], labels)
+    np.testing.assert_array_equal(out["label_name"], [2, 1, 0, 0])
+    expected = g(z, labels, training=False).numpy()
+    np.testing.assert_allclose(out["spec"], expected, rtol=1e-5, atol=1e-5)
+    by_name = g(z, np.array([2, 1, 0, 0], np.int32), training=False).numpy()
+    np.testing.assert_allclose(out["spec_name"], by_name, rtol=1e-5, atol=1e-5)
+    # The class matters: the same z under another class is another spectrogram.
+    assert np.abs(expected[1] - by_name[1]).max() > 1e-4
+    np.testing.assert_allclose(out["audio"], audio.to_waveform(expected, stats, 8).numpy(),
+                               atol=1e-4)
+    np.testing.assert_allclose(out["audio_name"], audio.to_waveform(by_name, stats, 8).numpy(),
+                               atol=1e-4)
+    np.testing.assert_array_equal(out["gen_label"], [1, 1, 1, 1])
+    np.testing.assert_allclose(out["gen_spec"], g(out["gen_z"], out["gen_label"],
+                                                  training=False).numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(out["gen_all_label"], [0, 1, 2, 0])
+    np.testing.assert_array_equal(out["gen_name_label"], [0, 0, 0, 0])
+    np.testing.assert_allclose(out["gen_name_spec"], g(out["gen_z"], out["gen_name_label"],
+                                                       training=False).numpy(),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_unknown_classes_fail_naming_the_known_ones(loaded):
+    unknown, out_of_range = loaded[1]["errors"]
+    assert "unknown class name: cowbell" in unknown
+    assert "kick, sine, snare" in unknown
+    assert "label must be a class index in [0, 2] or -1" in out_of_range

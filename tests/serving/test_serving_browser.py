@@ -83,3 +83,41 @@ def test_page_shows_server_errors(browser, live_server):
     page.wait_for_function("document.getElementById('status').classList.contains('error')")
     assert "maximum input batch size" in page.text_content("#status")
     page.close()
+
+
+def test_class_picker_generates_the_chosen_class(browser, conditional_exported, server_factory):
+    """A class-conditional model: the picker lists its classes and asks for the chosen one."""
+    import json
+
+    base, _ = conditional_exported
+    with server_factory(base) as server:
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        bodies = []
+        page.on("request", lambda r: bodies.append(r.post_data) if r.method == "POST" else None)
+        page.goto(server.url + "/")
+        page.wait_for_function("!document.getElementById('class-field').hidden")
+        options = page.eval_on_selector_all("#class option", "els => els.map(e => e.value)")
+        assert options == ["", "kick", "sine", "snare"]
+        page.select_option("#class", "snare")
+        page.fill("#count", "3")
+        page.click("#generate")
+        page.wait_for_function("document.querySelectorAll('#samples .card').length === 3")
+        page.wait_for_function("!document.getElementById('generate').disabled")
+        assert "Error" not in page.text_content("#status")
+        names = page.eval_on_selector_all("#samples .card", "els => els.map(e => e.dataset.className)")
+        assert names == ["snare"] * 3
+        sent = [json.loads(b) for b in bodies if b]
+        assert sent[0]["signature_name"] == "generate_by_name"
+        assert sent[0]["inputs"]["class_name"] == "snare"
+        # The audio was asked for with the class the generator returned: snare is index 2.
+        assert sent[1]["signature_name"] == "audio" and sent[1]["inputs"]["label"] == [2, 2, 2]
+
+        # Every class in turn.
+        page.select_option("#class", "")
+        page.click("#generate")
+        page.wait_for_function("document.querySelector('#samples .card').dataset.className === 'kick'")
+        page.wait_for_function("!document.getElementById('generate').disabled")
+        names = page.eval_on_selector_all("#samples .card", "els => els.map(e => e.dataset.className)")
+        assert names == ["kick", "sine", "snare"]
+        page.screenshot(path="/tmp/serving_page_conditional.png", full_page=True)
+        page.close()

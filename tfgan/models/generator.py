@@ -65,6 +65,12 @@ class Generator(keras.Model):
         # tanh in float32: under mixed precision the output must stay exact at +-1.
         self.out = layers.Activation("tanh", dtype="float32")
 
+    @property
+    def _default_save_signature(self):
+        # Keras would add a SavedModel signature calling G on z alone, which a conditional
+        # G refuses; export.saved_model writes the signatures, with the class.
+        return None
+
     def call(self, z, labels=None, training=False):
         if self.num_classes:
             if labels is None:
