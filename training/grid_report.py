@@ -43,6 +43,7 @@ def cell_summary(cell) -> dict:
     excess = [r["clean_d_loss"] - r["clean_d_loss_eq"] for r in rows
               if r.get("clean_d_loss") is not None]
     rates = [r["steps_per_sec"] for r in rows[1:] if r.get("steps_per_sec")]
+    evals = run.read_metrics("eval")
     record = cell.record()
     return {
         **{k: s.get(k) for k in ("one_sided", "is", "is_real", "is_ratio", "fd", "fd_real",
@@ -54,7 +55,10 @@ def cell_summary(cell) -> dict:
         "rank": statistics.fmean(ranks) if ranks else None,
         "d_loss_excess": statistics.median(excess) if excess else None,
         "steps_per_sec": statistics.median(rates) if rates else None,
-        "minutes": (record.get("wall_seconds") or 0.0) / 60,
+        # From the logs rather than the wall clock, so a cell killed and resumed counts
+        # each step once: training at the logged rates, plus the evaluations.
+        "minutes": (s.get("train_minutes") or 0.0) + sum(r.get("eval_seconds", 0.0)
+                                                          for r in evals) / 60,
         "status": record.get("status"), "ndb_k": ndb_score(cell, run),
     }
 

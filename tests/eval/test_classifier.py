@@ -37,6 +37,25 @@ def test_stratified_split_holds_out_a_fifth_of_each_class():
     assert clf_lib.stratified_split(labels, seed=3) == (train, test)  # seeded
 
 
+def test_three_way_split_keeps_scored_files_away_from_the_classifier():
+    import types
+
+    labels = [0] * 12 + [1] * 8 + [-1] * 2
+    scan = types.SimpleNamespace(labels=labels, class_names=["a", "b"])
+    train, a, b = clf_lib.three_way_split(scan, seed=5)
+    # Disjoint: no scored file trained the classifier, no file is in both real sets.
+    assert not (set(train) & set(a)) and not (set(train) & set(b)) and not (set(a) & set(b))
+    assert sorted(train + a + b) == list(range(20))  # every labelled file, once
+    assert [labels[i] for i in train].count(0) == 6 and [labels[i] for i in a].count(0) == 3
+    assert clf_lib.three_way_split(scan, seed=5) == (train, a, b)
+    assert clf_lib.three_way_split(scan, seed=6) != (train, a, b)
+    # Too few files to give each part two per class, or one class: no split.
+    assert clf_lib.three_way_split(types.SimpleNamespace(labels=[0] * 4 + [1] * 4,
+                                                         class_names=["a", "b"])) is None
+    assert clf_lib.three_way_split(types.SimpleNamespace(labels=[0] * 9,
+                                                         class_names=["a"])) is None
+
+
 def test_classifier_beats_chance_and_is_cached(builtin_small, tmp_path):
     scan, cfg, stats = builtin_small
     first = clf_lib.get_classifier(scan, cfg, stats, TINY, cache_dir=tmp_path, stream=None)

@@ -25,7 +25,7 @@ def tiny_run(run: Path, data: Path, **train) -> Path:
     c = preset("cpu")
     config = dataclasses.replace(
         c, data=dataclasses.replace(c.data, data_dir=str(data)),
-        model=dataclasses.replace(c.model, base_width=4),
+        model=dataclasses.replace(c.model, base_width=4, conditional=False),
         train=dataclasses.replace(c.train, steps=4, batch_size=8, log_every=1, sample_every=4,
                                   checkpoint_every=4, griffin_lim_iters=2, **train))
     train_fn(config, run, stream=io.StringIO())
@@ -47,10 +47,11 @@ def cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def labelled_run(tmp_path_factory, helpers):
-    """Three classes (sub-folders) of six synthesised files each."""
+    """Three classes (sub-folders) of twelve synthesised files each: six per class for the
+    classifier, three for each real set."""
     root = tmp_path_factory.mktemp("ev")
     data = helpers.write_synth_folder(root / "data", 8000, ("sine", "chirp_up", "kick"),
-                                      per_class=6)
+                                      per_class=12)
     return tiny_run(root / "run", data, ema_decay=0.9)
 
 
@@ -72,6 +73,9 @@ def test_eval_writes_every_field(labelled_run, cache, capsys):
                 "train_examples", "embedding_dim", "cache_path"):
         assert key in clf, key
     assert clf["n_classes"] == 3 and clf["cache_path"].startswith(str(cache))
+    # The classifier learnt from half the files; the two real sets come from the rest.
+    assert ev["files"] == {"classifier": 18, "a": 9, "b": 9}
+    assert clf["train_files"] + clf["test_files"] == 18
     for name in ("inception_score", "frechet_distance"):
         m = ev[name]
         assert m["reason"] is None

@@ -23,7 +23,7 @@ def _config(data, steps, recipe="modern"):
     c = preset("cpu", recipe)
     return dataclasses.replace(
         c, data=dataclasses.replace(c.data, data_dir=str(data)),
-        model=dataclasses.replace(c.model, base_width=4),
+        model=dataclasses.replace(c.model, base_width=4, conditional=False),
         train=dataclasses.replace(c.train, steps=steps, batch_size=8, log_every=2,
                                   sample_every=100, checkpoint_every=4, eval_every=4,
                                   griffin_lim_iters=4))
@@ -57,9 +57,9 @@ def test_balance_is_measured_on_clean_inputs(live_run):
     run, _ = live_run
     for r in RunDir(run).read_metrics():
         assert {"clean_real_acc", "clean_fake_acc", "clean_rank", "clean_gap"} <= set(r)
-        # D's loss on those logits, beside its value at no information: 2 ln 2 for the
-        # non-saturating loss (softplus(-r) + softplus(f) at r = f = 0).
-        assert r["clean_d_loss_eq"] == pytest.approx(2 * np.log(2), rel=1e-6)
+        # D's loss on those logits, beside its value at no information: ln 2 for the
+        # modern recipe's pairing loss (softplus(f - r) at r = f = 0).
+        assert r["clean_d_loss_eq"] == pytest.approx(np.log(2), rel=1e-6)
         assert r["clean_d_loss"] > 0
         # The pairwise ranking is a share of 8 pairs.
         assert r["clean_rank"] * 8 == pytest.approx(round(r["clean_rank"] * 8))

@@ -34,9 +34,10 @@ def run_cli(*args, check=True, timeout=300, **env):
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory, helpers):
-    """Three classes of real synthesised sounds, 6 files each, plus one corrupt file."""
+    """Three classes of real synthesised sounds, 12 files each (enough for the evaluation
+    to hold half out), plus one corrupt file."""
     root = helpers.write_synth_folder(tmp_path_factory.mktemp("audio"), 16000,
-                                      ("sine", "chirp_up", "kick"), per_class=6)
+                                      ("sine", "chirp_up", "kick"), per_class=12)
     (root / "kick" / "broken.wav").write_bytes(b"RIFF\x00\x00not a wave")
     return root
 
@@ -328,6 +329,9 @@ def test_conditional_run_learns_the_folders_classes_and_samples_each(tmp_path, d
     # 30 samples asked for 3 classes in turn: 10 each, so overall is the per-class mean.
     assert acc["overall"] == pytest.approx(np.mean(list(acc["per_class"].values())))
     assert "conditional accuracy" in ev.stdout
+    fd = json.loads((run / "eval.json").read_text())["frechet_distance"]
+    assert sorted(fd["per_class"]) == sorted(fd["per_class_real"]) == ["chirp_up", "kick", "sine"]
+    assert all(v > 0 for v in fd["per_class"].values()) and "FD per class" in ev.stdout
     # The classes are part of the run: other data is refused on resume.
     one = tmp_path / "one" / "sine"
     one.mkdir(parents=True)

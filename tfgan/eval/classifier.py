@@ -166,6 +166,25 @@ def stratified_split(labels, test_fraction: float = TEST_FRACTION,
     return sorted(train), sorted(test)
 
 
+def three_way_split(scan, seed: int = 0):
+    """Disjoint file indices (classifier, A, B): half of each class for the classifier to
+    learn from, the other half split again into two real sets that are scored, so no
+    scored file trained the scorer and the real-vs-real reference compares different
+    files. None when the files are not labelled with two or more classes, or too few to
+    give each part two files per class.
+    """
+    k = len(scan.class_names)
+    if k < 2:
+        return None
+    train_idx, scored_idx = stratified_split(scan.labels, 0.5, seed)
+    scored_labels = [scan.labels[i] for i in scored_idx]
+    a_rel, b_rel = stratified_split(scored_labels, 0.5, seed + 1)
+    a_idx, b_idx = [scored_idx[i] for i in a_rel], [scored_idx[i] for i in b_rel]
+    if min(len(train_idx), len(a_idx), len(b_idx)) < 2 * k:
+        return None
+    return train_idx, a_idx, b_idx
+
+
 def _subset(scan, indices):
     return dataclasses.replace(scan, paths=[scan.paths[i] for i in indices],
                                infos=[scan.infos[i] for i in indices],

@@ -7,11 +7,15 @@ Quality compares N generated spectrograms with real ones from the run's data fol
 * NDB/K: k-means bins of the real spectrograms, and how many bins the generated ones
   fill in significantly different proportions.
 
-Real data is drawn as the GAN saw it: random crops of the files (the training pipeline's
-decoding and cropping, at seeded offsets). Two independent real sets of N crops, A and B, give the ceiling each
-generated number is printed beside: IS(A); FD(A, B) against FD(G, B); NDB/K of B
-against A's bins, as for G. Same sizes on both sides, so the finite-sample biases of FD
-and NDB match and the ceiling is the score of a generator that samples the data itself.
+Real data is drawn as the GAN saw it: clips of the files (the training pipeline's
+decoding and slicing, at seeded offsets). The files are split three ways, disjointly
+(`classifier.three_way_split`): half of each class trains the classifier, and the rest
+gives two real sets A and B of N clips each from different files, so nothing scored
+trained the scorer and the real-vs-real reference is not a memorisation ceiling. Each
+generated number is printed beside: IS(A); FD(A, B) against FD(G, B); NDB/K of B against
+A's bins, as for G. Same sizes on both sides, so the finite-sample biases of FD and NDB
+match and the reference is the score of a generator that samples the data itself.
+Unlabelled data gets no classifier (NDB/K only), A and B still from disjoint halves.
 
 Balance comes from the run's metrics.jsonl (`tfgan.eval.balance`).
 """
@@ -28,8 +32,7 @@ from typing import Optional
 import numpy as np
 
 from tfgan.eval import balance, metrics
-from tfgan.eval.classifier import (ClassifierOptions, NoLabelsError, get_classifier,
-                                   random_crops)
+from tfgan.eval.classifier import ClassifierOptions, get_classifier, random_crops
 
 DEFAULT_SAMPLES = 1000
 DEFAULT_NDB_BINS = 20
@@ -62,6 +65,9 @@ class Reference:
     emb_b: Optional[np.ndarray] = None
     ndb_bins: int = DEFAULT_NDB_BINS
     real_scores: dict = dataclasses.field(default_factory=dict)
+    files: dict = dataclasses.field(default_factory=dict)  # how many files went where
+    labels_a: Optional[np.ndarray] = None  # [N] the real clips' classes (their folders)
+    labels_b: Optional[np.ndarray] = None
 
     def matches(self, config, stats, samples: int, seed: int) -> bool:
         return (self.data_key == _data_key(config) and self.stats_key == _stats_key(stats)
@@ -122,18 +128,35 @@ def build_reference(config, stats, samples: int = DEFAULT_SAMPLES, seed: int = 0
 
     if samples < 10:
         raise ValueError(f"samples must be at least 10. Received: samples={samples}")
+    from tfgan.eval.classifier import _subset, three_way_split
+
     root = pipeline.builtin_or(config.data.data_dir)
     scan = pipeline.scan_folder(root, config.data)
+    split = three_way_split(scan, seed)
+    if split is None:  # no classifier; A and B are still disjoint halves of the files
+        order = np.random.default_rng(seed).permutation(len(scan.paths))
+        half = max(1, len(order) // 2)
+        train_idx, a_idx, b_idx = [], sorted(order[:half]), sorted(order[half:] if
+                                                                 len(order) > 1 else order)
+    else:
+        train_idx, a_idx, b_idx = split
+    real_a, labels_a = random_crops(_subset(scan, a_idx), config.data, stats, samples, seed + 1)
+    real_b, labels_b = random_crops(_subset(scan, b_idx), config.data, stats, samples, seed + 2)
     ref = Reference(str(root), _data_key(config), _stats_key(stats), samples, seed,
-                    real_crops(scan, config.data, stats, samples, seed + 1),
-                    real_crops(scan, config.data, stats, samples, seed + 2),
-                    ndb_bins=int(min(ndb_bins, max(2, samples // 10))))
-    try:
-        ref.classifier = get_classifier(scan, config.data, stats,
+                    real_a, real_b, ndb_bins=int(min(ndb_bins, max(2, samples // 10))),
+                    files={"classifier": len(train_idx), "a": len(a_idx), "b": len(b_idx)},
+                    labels_a=labels_a, labels_b=labels_b)
+    if split is None:
+        k = len(scan.class_names)
+        ref.classifier_reason = "no classifier: " + (
+            f"{scan.root} has {k} class sub-folder{'s' * (k != 1)}; a classifier needs at "
+            "least 2 (sub-folder names are the labels)" if k < 2 else
+            "too few files per class: the classifier and two disjoint real sets need at "
+            "least two files of each class each")
+    else:
+        ref.classifier = get_classifier(_subset(scan, train_idx), config.data, stats,
                                         classifier_options or ClassifierOptions(),
                                         cache_dir=cache_dir, stream=stream)
-    except NoLabelsError as e:
-        ref.classifier_reason = f"no classifier: {e}"
     if ref.classifier is not None:
         ref.probs_a, ref.emb_a = ref.classifier.predict(ref.real_a)
         _, ref.emb_b = ref.classifier.predict(ref.real_b)
@@ -182,10 +205,19 @@ def quality(ref: Reference, generated: np.ndarray, labels=None) -> dict:
         out["class_histogram"] = dict(zip(ref.classifier.meta["class_names"],
                                           (counts / len(probs)).round(4).tolist()))
         if labels is not None:
+            from tfgan.eval.live import class_fd
+
+            names = ref.classifier.meta["class_names"]
             acc = metrics.conditional_accuracy(probs, labels)
-            out["conditional_accuracy"] = {
-                **acc, "per_class": dict(zip(ref.classifier.meta["class_names"],
-                                             acc["per_class"]))}
+            out["conditional_accuracy"] = {**acc, "per_class": dict(zip(names,
+                                                                        acc["per_class"]))}
+            # Each class's samples against that class's real clips, beside the same
+            # between the two real sets (few clips per class: compare with that).
+            k = len(names)
+            out["frechet_distance"]["per_class"] = dict(zip(names, class_fd(
+                emb, labels, ref.emb_b, ref.labels_b, k)))
+            out["frechet_distance"]["per_class_real"] = dict(zip(names, class_fd(
+                ref.emb_a, ref.labels_a, ref.emb_b, ref.labels_b, k)))
     ndb = metrics.ndb_k(ref.real_a, generated, ref.ndb_bins, seed=ref.seed)
     out["ndb"] = {"k": ref.ndb_bins, "alpha": 0.05,
                   "generated": {"ndb": ndb["ndb"], "ndb_over_k": ndb["ndb_over_k"]},
@@ -290,6 +322,7 @@ def evaluate_run(run_dir, samples: int = DEFAULT_SAMPLES, *, seed: int = 0,
         "samples": samples,
         "seed": seed,
         "data_root": reference.data_root,
+        "files": reference.files,
         "classifier": (None if reference.classifier is None else
                        {k: v for k, v in reference.classifier.meta.items()
                         if k not in ("options", "version")}),
@@ -325,6 +358,11 @@ def format_summary(result: dict) -> str:
         c = result["conditional_accuracy"]
         lines.append(f"  conditional accuracy {num(c['overall'])} (worst class "
                      f"{num(c['min'])})")
+        fd = result["frechet_distance"]
+        if fd.get("per_class"):
+            lines.append("  FD per class (real): " + ", ".join(
+                f"{k} {num(v, '{:.1f}')} ({num(fd['per_class_real'].get(k), '{:.1f}')})"
+                for k, v in fd["per_class"].items()))
     ndb = result["ndb"]
     lines.append(f"  NDB/K  generated {num(ndb['generated']['ndb_over_k'])}   real "
                  f"{num(ndb['real']['ndb_over_k'])}   (k = {ndb['k']})")

@@ -90,19 +90,16 @@ def build_held_out(scan, cfg, stats, seed: int = 0, cache_dir=None,
     from tfgan.eval import classifier as clf
     from tfgan.eval import metrics
 
-    if len(scan.class_names) < 2:
+    split = clf.three_way_split(scan, seed)
+    if split is None:
         return None
-    train_idx, scored_idx = clf.stratified_split(scan.labels, 0.5, seed)
-    scored = clf._subset(scan, scored_idx)
-    a_idx, b_idx = clf.stratified_split(scored.labels, 0.5, seed + 1)
-    if min(len(train_idx), len(a_idx), len(b_idx)) < 2 * len(scan.class_names):
-        return None
+    train_idx, a_idx, b_idx = split
     classifier = clf.get_classifier(clf._subset(scan, train_idx), cfg, stats,
                                     cache_dir=cache_dir, stream=stream)
     per_file = clips_per_file(scan, cfg)
     n = per_file * min(len(a_idx), len(b_idx))
-    real_a, labels_a = clf.random_crops(clf._subset(scored, a_idx), cfg, stats, n, seed + 2)
-    real_b, labels_b = clf.random_crops(clf._subset(scored, b_idx), cfg, stats, n, seed + 3)
+    real_a, labels_a = clf.random_crops(clf._subset(scan, a_idx), cfg, stats, n, seed + 2)
+    real_b, labels_b = clf.random_crops(clf._subset(scan, b_idx), cfg, stats, n, seed + 3)
     probs_a, emb_a = classifier.predict(real_a)
     _, emb_b = classifier.predict(real_b)
     share = np.bincount(np.argmax(probs_a, 1), minlength=probs_a.shape[1]) / len(probs_a)
