@@ -46,7 +46,8 @@ ARMS = {
 CONTROLS = "resnet9-controls"
 CONTROLS_BASE = "--disc resnet9 --recipe reference"
 # Balance controls the pilot chooses among. Candidates from the earlier 400-step pilot
-# (docs/benchmark/pilot.md, run on the seed it was then scored on, hence this pilot).
+# (docs/benchmark/pilot.md before the grid, run on the seed it was then scored on; hence
+# this pilot, on a seed that is never scored).
 CANDIDATES = {
     "smooth": "--label-smoothing 0.2",
     "augment": "--augment shift,tmask,fmask",
@@ -261,7 +262,7 @@ def run_grid(args, stream=sys.stdout) -> dict:
             "datasets": [dataset_label(d) for d in args.data], "pilot": chosen,
             "cpu_count": os.cpu_count(), "shared_flags": shared,
             "command": "python -m training.benchmark " + " ".join(
-                shlex.quote(a) for a in getattr(args, "argv", []))}
+                shlex.quote(a) for a in getattr(args, "argv", []) if a != "--report-only")}
     expected = [f"{dataset_label(d)}/{a}-s{s}" for s in args.seeds for d in args.data
                 for a in args.arms]
     return grid_report.write(out, [c for c in cells if c.finished()], expected, meta)

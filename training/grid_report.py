@@ -17,6 +17,7 @@ from pathlib import Path
 # Per-cell figures: (key, header, format, better). `better` is "low", "high" or None.
 METRICS = [
     ("one_sided", "D one-sided", "{:.0%}", "low"),
+    ("fooled", "of which D fooled", "{:.0%}", None),
     ("rank", "D ranks real above fake", "{:.2f}", None),
     ("d_loss_excess", "D loss − equilibrium", "{:+.2f}", None),
     ("is_ratio", "IS / real", "{:.2f}", "high"),
@@ -40,6 +41,9 @@ def cell_summary(cell) -> dict:
     s = summarize_run(cell.path) or {}
     rows = run.read_metrics()
     ranks = [r["clean_rank"] for r in rows if r.get("clean_rank") is not None]
+    rel = run.load_config().train.loss == "rpgan"
+    key = "clean_rank" if rel else "clean_fake_acc"
+    verdicts = [r[key] for r in rows if r.get(key) is not None]
     excess = [r["clean_d_loss"] - r["clean_d_loss_eq"] for r in rows
               if r.get("clean_d_loss") is not None]
     rates = [r["steps_per_sec"] for r in rows[1:] if r.get("steps_per_sec")]
@@ -53,6 +57,8 @@ def cell_summary(cell) -> dict:
         "rank_curve": [(r["step"], r["clean_rank"]) for r in rows
                        if r.get("clean_rank") is not None],
         "rank": statistics.fmean(ranks) if ranks else None,
+        # G won outright, or D calls everything real: right on at most 5% of fakes.
+        "fooled": (sum(v <= 0.05 for v in verdicts) / len(verdicts)) if verdicts else None,
         "d_loss_excess": statistics.median(excess) if excess else None,
         "steps_per_sec": statistics.median(rates) if rates else None,
         # From the logs rather than the wall clock, so a cell killed and resumed counts
@@ -82,7 +88,7 @@ def ndb_score(cell, run) -> float | None:
     from tfgan.rundir import load_generator
 
     generator, config, stats, _ = load_generator(run)
-    scan = pipeline.scan_folder(config.data.data_dir, config.data)
+    scan = pipeline.scan_folder(pipeline.builtin_or(config.data.data_dir), config.data)
     held = build_held_out(scan, config.data, stats, seed=config.train.seed, stream=None)
     if held is None:
         return None
@@ -209,8 +215,10 @@ def conclusion(table: dict, roles: dict) -> str:
                            f"{_ms(x, '{:.1f}')}), ahead of every other arm beyond the seed "
                            "spread.")
             else:
-                out.append(f"{data}: no single best arm by FD: {best[0]} ({_ms(x, '{:.1f}')}) "
-                           f"and {best[1]} ({_ms(y, '{:.1f}')}) overlap; inconclusive.")
+                why = ("fewer than two seeds" if min(x["n"], y["n"]) < 2
+                       else "their seed ranges overlap")
+                out.append(f"{data}: best samples: inconclusive between {best[0]} (FD ratio "
+                           f"{_ms(x, '{:.1f}')}) and {best[1]} ({_ms(y, '{:.1f}')}); {why}.")
     if not out:
         return "Inconclusive: no finished cells."
     return "\n".join(f"- {line}" for line in out)
@@ -225,9 +233,11 @@ def _band_plot(path: Path, summaries: dict, key: str, ylabel: str, title: str, l
     fig, axes = plt.subplots(1, max(1, len(datasets)), figsize=(6.2 * max(1, len(datasets)), 3.8),
                              dpi=80, squeeze=False)
     colours = plt.get_cmap("tab10")
+    every_arm = sorted({a for _, a, _ in summaries})  # one colour per arm in every panel
     for ax, data in zip(axes[0], datasets):
         arms = sorted({a for d, a, _ in summaries if d == data})
-        for i, arm in enumerate(arms):
+        for arm in arms:
+            i = every_arm.index(arm)
             curves = [dict(s[key]) for (d, a, _), s in summaries.items()
                       if d == data and a == arm and s.get(key)]
             steps = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
@@ -342,7 +352,8 @@ def markdown(report: dict) -> str:
                          + " |")
     lines += ["", "D one-sided: share of log intervals in which D, on clean inputs, was right "
               "on ≥ 95% of both real and fake or on ≤ 5% of fakes (rpgan: ranked the real "
-              "example above its paired fake in ≥ 95% or ≤ 5% of pairs). D ranks real above "
+              "example above its paired fake in ≥ 95% or ≤ 5% of pairs); of which D fooled: "
+              "the intervals of the second kind. D ranks real above "
               "fake: mean over the run of that pairwise share (0.5: D cannot tell). D loss − "
               "equilibrium: median of D's clean loss minus its value at logits 0."]
     if report["plots"]:

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # draw each their own (see README, known limitations), so the runs must agree exactly.
 TINY = ["--batch-size", "8", "--base-width", "4", "--griffin-lim-iters", "4", "--log-every",
         "2", "--checkpoint-every", "2", "--sample-every", "4", "--precision", "float32",
-        "--recipe", "reference"]
+        "--recipe", "reference", "--conditional", "on"]  # labels cross workers too
 
 # training.run's main, with a callback that dumps this worker's copy of G's and D's weights
 # when training ends (the non-chief's checkpoint copy is deleted by design).
