@@ -44,7 +44,7 @@ import tensorflow as tf
 from tfgan import callbacks as cb
 from tfgan.checkpoint_layout import optimizer_variables
 from tfgan.config import Config
-from tfgan.data import pipeline
+from tfgan.data import pipeline, shards
 from tfgan.eval.live import CleanBalance, build_held_out, make_quality_monitor
 from tfgan.gan import GAN
 from tfgan.models import Generator, balanced_labels, build_discriminator, with_labels
@@ -171,6 +171,16 @@ def fixed_labels(config: Config):
     return tf.repeat(tf.range(k, dtype=tf.int32), SAMPLES_PER_CLASS) if k else None
 
 
+def open_data(config: Config):
+    """The run's data: a checked folder scan, or prepared shards (a folder with a
+    manifest, `tfgan.data.prepare`) whose audio settings must match the run's."""
+    if shards.is_prepared(config.data.data_dir):
+        prepared = shards.Prepared.open(config.data.data_dir)
+        prepared.check_config(config.data)
+        return prepared
+    return pipeline.scan_folder(pipeline.builtin_or(config.data.data_dir), config.data)
+
+
 def with_classes(config: Config, scan, saved: Optional[Config] = None) -> Config:
     """`config` with its conditional model's classes: the data's class sub-folders.
 
@@ -262,8 +272,7 @@ def train(config: Config, run_dir, resume: bool = False, loop: str = "fit",
                          f"replicas. Received: batch_size={config.train.batch_size}")
     keras.utils.set_random_seed(config.train.seed)
 
-    data_root = pipeline.builtin_or(config.data.data_dir)
-    scan = pipeline.scan_folder(data_root, config.data)
+    scan = open_data(config)
     print(scan.summary(), file=stream, flush=True)
     config = with_classes(config, scan, saved)
     gan = build_gan(config, strategy, precision)
@@ -307,9 +316,15 @@ def train(config: Config, run_dir, resume: bool = False, loop: str = "fit",
             seed=config.train.seed + 7_000_003 + start_step, with_labels=True),
             config.model.latent_dim, config.train.seed)
         if config.train.eval_every and config.train.eval_every <= total:
-            held = build_held_out(scan, config.data, stats, seed=config.train.seed,
-                                  stream=stream)
-            if held is None:
+            held = None
+            if isinstance(scan, shards.Prepared):
+                print("In-training evaluation off: it scores against held-out files, and "
+                      "prepared shards train on every file (score the run afterwards with "
+                      "python -m tfgan.eval).", file=stream, flush=True)
+            else:
+                held = build_held_out(scan, config.data, stats, seed=config.train.seed,
+                                      stream=stream)
+            if held is None and not isinstance(scan, shards.Prepared):
                 print("In-training evaluation off: it needs at least two class sub-folders "
                       "with enough files to hold half out.", file=stream, flush=True)
     if chief:

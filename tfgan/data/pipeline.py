@@ -29,6 +29,7 @@ SILENCE_RMS = 1e-4  # about -80 dBFS: nothing a microphone records is this quiet
 MIN_FRAMES = 4  # a clip shorter than this many STFT frames holds no usable content
 MAX_SECONDS = 600.0  # only the first ten minutes of a long recording are used
 STATS_CROPS = 4  # evenly spaced allowed clips per file measured for the statistics
+DEFAULT_MEMORY_GB = 4.0  # decoded audio the folder pipeline may hold (cache + file shuffle)
 
 
 class DataError(ValueError):
@@ -82,14 +83,7 @@ def list_audio_files(root) -> list[Path]:
 def _check(path: Path, cfg: DataConfig) -> decoders.AudioInfo:
     """Header and content checks; raises DecodeError naming the problem."""
     info = decoders.probe(str(path))
-    wave = decoders.decode_python(str(path), cfg.sample_rate, MAX_SECONDS)
-    if not np.all(np.isfinite(wave)):
-        raise decoders.DecodeError("holds NaN or infinite samples")
-    if wave.size < cfg.n_fft + (MIN_FRAMES - 1) * cfg.hop_length:
-        raise decoders.DecodeError(
-            f"too short ({wave.size / cfg.sample_rate * 1000:.0f} ms at {cfg.sample_rate} Hz)")
-    if audio.rms(wave) < SILENCE_RMS:
-        raise decoders.DecodeError("silent")
+    check_wave(decoders.decode_python(str(path), cfg.sample_rate, MAX_SECONDS), cfg)
     if info.codec != "python":
         # soundfile forgives a file cut short inside its data; tensorflow-io does not, and
         # would fail mid-training. Decode once with the kernel the pipeline will use.
@@ -99,6 +93,29 @@ def _check(path: Path, cfg: DataConfig) -> decoders.AudioInfo:
         except tf.errors.OpError as e:
             raise decoders.DecodeError(f"truncated or corrupt ({e.message[:120]})") from None
     return info
+
+
+def check_wave(wave: np.ndarray, cfg: DataConfig) -> None:
+    """Content checks of a decoded file; raises DecodeError naming the problem."""
+    if not np.all(np.isfinite(wave)):
+        raise decoders.DecodeError("holds NaN or infinite samples")
+    if wave.size < cfg.n_fft + (MIN_FRAMES - 1) * cfg.hop_length:
+        raise decoders.DecodeError(
+            f"too short ({wave.size / cfg.sample_rate * 1000:.0f} ms at {cfg.sample_rate} Hz)")
+    if audio.rms(wave) < SILENCE_RMS:
+        raise decoders.DecodeError("silent")
+
+
+def class_of(path: Path, root: Path) -> str:
+    """The class a file belongs to: its top-level sub-folder under `root` ("" for none)."""
+    rel = path.relative_to(root).parts
+    return rel[0] if len(rel) > 1 else ""
+
+
+def skipped_warning(skipped: list, total: int, root) -> str:
+    shown = "; ".join(f"{os.path.relpath(p, root)}: {why}" for p, why in skipped[:5])
+    more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+    return f"Skipped {len(skipped)} of {total} audio files under {root}: {shown}{more}"
 
 
 def scan_folder(root, cfg: DataConfig) -> Scan:
@@ -117,16 +134,13 @@ def scan_folder(root, cfg: DataConfig) -> Scan:
             continue
         paths.append(str(path))
         infos.append(info)
-        rel = path.relative_to(root).parts
-        names.append(rel[0] if len(rel) > 1 else "")
+        names.append(class_of(path, root))
     class_names = sorted({n for n in names if n})
     labels = [class_names.index(n) if n else -1 for n in names]
     scan = Scan(root, paths, infos, labels, class_names, skipped)
     if skipped:
-        shown = "; ".join(f"{os.path.relpath(p, root)}: {why}" for p, why in skipped[:5])
-        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-        warnings.warn(f"Skipped {len(skipped)} of {len(skipped) + len(paths)} audio files under "
-                      f"{root}: {shown}{more}", RuntimeWarning, stacklevel=2)
+        warnings.warn(skipped_warning(skipped, len(skipped) + len(paths), root), RuntimeWarning,
+                      stacklevel=2)
     if not paths:
         raise DataError(f"No usable audio file under {root}: all {len(skipped)} were skipped.")
     return scan
@@ -161,29 +175,111 @@ def clip_of(element: dict, fraction, cfg: DataConfig) -> tf.Tensor:
     return slicing.slice_at(element["wave"], element["starts"], fraction, cfg)
 
 
+def stats_crops(element: dict, cfg: DataConfig) -> tf.Tensor:
+    """The STATS_CROPS evenly spaced allowed clips `[crops, clip_samples]` of one file."""
+    fractions = tf.constant(np.linspace(0.0, 1.0, STATS_CROPS), tf.float32)
+    return tf.map_fn(lambda f: clip_of(element, f, cfg), fractions,
+                     fn_output_signature=tf.TensorSpec([cfg.clip_samples], tf.float32))
+
+
+class StatsSums:
+    """Running per-bin sums of log-magnitudes, and the statistics they give."""
+
+    def __init__(self, n_bins: int):
+        self.total = np.zeros(n_bins, np.float64)
+        self.total_sq = np.zeros(n_bins, np.float64)
+        self.count = 0
+        self.files = 0
+
+    def add(self, spec: np.ndarray) -> None:
+        """`spec` `[crops, bins, frames]`: one file's crops."""
+        spec = np.asarray(spec, np.float64)
+        self.total += spec.sum(axis=(0, 2))
+        self.total_sq += (spec ** 2).sum(axis=(0, 2))
+        self.count += spec.shape[0] * spec.shape[2]
+        self.files += 1
+
+    def merge(self, other: "StatsSums") -> None:
+        self.total += other.total
+        self.total_sq += other.total_sq
+        self.count += other.count
+        self.files += other.files
+
+    def to_json(self) -> dict:
+        return {"total": self.total.tolist(), "total_sq": self.total_sq.tolist(),
+                "count": self.count, "files": self.files}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "StatsSums":
+        s = cls(len(d["total"]))
+        s.total, s.total_sq = np.asarray(d["total"]), np.asarray(d["total_sq"])
+        s.count, s.files = int(d["count"]), int(d["files"])
+        return s
+
+    def stats(self, cfg: DataConfig) -> audio.Stats:
+        mean = self.total / self.count
+        std = np.sqrt(np.maximum(self.total_sq / self.count - mean ** 2, 0.0))
+        return audio.Stats(mean.astype(np.float32), np.maximum(std, 1e-3).astype(np.float32),
+                           cfg, num_examples=self.files * STATS_CROPS)
+
+
 def compute_stats(scan: Scan, cfg: DataConfig) -> audio.Stats:
     """Per-bin mean and std of log-magnitudes over STATS_CROPS evenly spaced allowed clips
-    of each file (the same clip STATS_CROPS times for an onset-aligned one-shot)."""
-    fractions = tf.constant(np.linspace(0.0, 1.0, STATS_CROPS), tf.float32)
+    of each file (the same clip STATS_CROPS times for an onset-aligned one-shot). Prepared
+    shards bring their own, measured the same way when they were prepared."""
+    from tfgan.data import shards
 
-    def crops(element):
-        return tf.map_fn(lambda f: clip_of(element, f, cfg), fractions,
-                         fn_output_signature=tf.TensorSpec([cfg.clip_samples], tf.float32))
-
-    ds = decoded_files(scan, cfg).map(crops, num_parallel_calls=tf.data.AUTOTUNE)
+    if isinstance(scan, shards.Prepared):
+        return scan.stats()
+    ds = decoded_files(scan, cfg).map(lambda e: stats_crops(e, cfg),
+                                      num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(lambda c: audio.log_magnitude(c, cfg))  # [crops, bins, frames]
-    total = np.zeros(cfg.n_bins, np.float64)
-    total_sq = np.zeros(cfg.n_bins, np.float64)
-    count = 0
+    sums = StatsSums(cfg.n_bins)
     for spec in ds.as_numpy_iterator():
-        spec = spec.astype(np.float64)
-        total += spec.sum(axis=(0, 2))
-        total_sq += (spec ** 2).sum(axis=(0, 2))
-        count += spec.shape[0] * spec.shape[2]
-    mean = total / count
-    std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 0.0))
-    return audio.Stats(mean.astype(np.float32), np.maximum(std, 1e-3).astype(np.float32), cfg,
-                       num_examples=len(scan.paths) * STATS_CROPS)
+        sums.add(spec)
+    return sums.stats(cfg)
+
+
+def memory_budget() -> int:
+    """Bytes the pipeline may hold decoded audio in: $TFGAN_DATA_MEMORY_GB, default 4."""
+    try:
+        gb = float(os.environ.get("TFGAN_DATA_MEMORY_GB", DEFAULT_MEMORY_GB))
+    except ValueError:
+        raise DataError("TFGAN_DATA_MEMORY_GB must be a number of gigabytes. Received: "
+                        f"{os.environ['TFGAN_DATA_MEMORY_GB']!r}") from None
+    return int(gb * 2 ** 30)
+
+
+def decoded_bytes(scan: Scan, cfg: DataConfig) -> list[int]:
+    """Per file, the bytes its decoded, resampled float32 waveform takes (up to MAX_SECONDS)."""
+    return [4 * (int(min(i.frames / i.rate, MAX_SECONDS) * cfg.sample_rate) + cfg.clip_samples)
+            for i in scan.infos]
+
+
+def memory_plan(scan: Scan, cfg: DataConfig, budget: Optional[int] = None,
+                announce: bool = True) -> tuple[bool, int]:
+    """Whether to cache the decoded folder, and how many files the file shuffle may hold,
+    so that decoded audio stays within `budget` bytes (`memory_budget()`).
+
+    A folder whose decoded audio exceeds the budget is not cached (each pass decodes it
+    again) and its file shuffle is cut to what fits; the message says so and points at
+    `python -m tfgan.data.prepare`, whose shards read in bounded memory.
+    """
+    budget = memory_budget() if budget is None else budget
+    sizes = decoded_bytes(scan, cfg)
+    total = sum(sizes)
+    cache = cfg.cache and total <= budget // 2  # the other half: the shuffle of files
+    room = budget - (total if cache else 0)
+    file_buffer = max(1, min(cfg.shuffle_buffer, room // max(max(sizes, default=1), 1)))
+    if cfg.cache and not cache and announce:
+        warnings.warn(
+            f"{scan.root} decodes to {total / 2 ** 30:.1f} GB, more than half the data memory "
+            f"budget of {budget / 2 ** 30:.1f} GB (TFGAN_DATA_MEMORY_GB): not caching it (each "
+            f"pass decodes the files again) and shuffling {file_buffer} files at a time. For "
+            "data this size, prepare it once into shards, which read in bounded memory: "
+            f"python -m tfgan.data.prepare --data {scan.root} --out SHARDS, then train with "
+            "--data SHARDS.", RuntimeWarning, stacklevel=2)
+    return cache, file_buffer
 
 
 def make_dataset(scan: Scan, cfg: DataConfig, stats: audio.Stats, batch_size: int, *,
@@ -192,13 +288,14 @@ def make_dataset(scan: Scan, cfg: DataConfig, stats: audio.Stats, batch_size: in
     """The spectrogram pipeline.
 
     decode (tensorflow-io in graph, soundfile fallback) -> mono -> resample (soxr) ->
-    allowed clip starts (`cfg.slice`) -> cache -> [training: repeat, shuffle files,
+    allowed clip starts (`cfg.slice`) -> cache (when the decoded folder fits the memory
+    budget, `memory_plan`) -> [training: repeat, shuffle files,
     `weight` random slices per file interleaved over 16 files, shuffle slices] -> (not
     training: the middle allowed slice) -> batch -> STFT -> log -> per-bin normalisation
     -> prefetch.
 
     Args:
-      scan: the usable files (`scan_folder`).
+      scan: the usable files (`scan_folder`), or prepared shards (`tfgan.data.shards`).
       cfg: audio parameters and slicing policy.
       stats: normalisation statistics (`compute_stats`, or loaded from a run).
       batch_size: examples per batch; training batches drop the remainder.
@@ -210,12 +307,32 @@ def make_dataset(scan: Scan, cfg: DataConfig, stats: audio.Stats, batch_size: in
       A dataset of float32 `[batch, n_bins, n_frames, 1]` spectrograms in [-1, 1]
       (or pairs with int32 `[batch]` labels).
     """
+    from tfgan.data import shards
+
+    if isinstance(scan, shards.Prepared):
+        return shards.make_dataset(scan, cfg, stats, batch_size, training=training, seed=seed,
+                                   with_labels=with_labels)
     ds = decoded_files(scan, cfg)
-    if cfg.cache:
+    cache, file_buffer = memory_plan(scan, cfg)
+    if cache:
         ds = ds.cache()
     if training:
-        n_files = max(len(scan.paths), 1)
-        ds = ds.repeat().shuffle(min(cfg.shuffle_buffer, n_files), seed=seed)
+        ds = ds.repeat()
+    return spectrogram_batches(ds, len(scan.paths), file_buffer, cfg, stats, batch_size,
+                               training=training, seed=seed, with_labels=with_labels)
+
+
+def spectrogram_batches(ds: tf.data.Dataset, n_files: int, file_buffer: int, cfg: DataConfig,
+                        stats: audio.Stats, batch_size: int, *, training: bool, seed: int,
+                        with_labels: bool) -> tf.data.Dataset:
+    """`decoded_files`-style elements (endless when training) -> batches of spectrograms.
+
+    Training: a shuffle of `file_buffer` files, `weight` random slices per file
+    interleaved over 16 files, a shuffle of slices. Otherwise the middle allowed slice.
+    """
+    if training:
+        n_files = max(n_files, 1)
+        ds = ds.shuffle(max(1, min(file_buffer, n_files)), seed=seed)
         seeds = tf.data.Dataset.random(seed=seed)
 
         def clips(e, file_seed):

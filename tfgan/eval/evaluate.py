@@ -128,9 +128,19 @@ def build_reference(config, stats, samples: int = DEFAULT_SAMPLES, seed: int = 0
 
     if samples < 10:
         raise ValueError(f"samples must be at least 10. Received: samples={samples}")
+    from pathlib import Path
+
+    from tfgan.data import shards
     from tfgan.eval.classifier import _subset, three_way_split
 
     root = pipeline.builtin_or(config.data.data_dir)
+    if shards.is_prepared(root):
+        # Scored against the files the shards were prepared from.
+        root = Path(shards.Prepared.open(root).manifest["source"])
+        if not root.is_dir():
+            raise pipeline.DataError(f"The run trained on shards prepared from {root}, which "
+                                     "is not reachable here; evaluation scores against "
+                                     "those files.")
     scan = pipeline.scan_folder(root, config.data)
     split = three_way_split(scan, seed)
     if split is None:  # no classifier; A and B are still disjoint halves of the files
