@@ -134,19 +134,25 @@ def build_gan(config: Config, strategy: tf.distribute.Strategy, precision: str) 
     return gan
 
 
-def gan_dataset(ds: tf.data.Dataset, config: Config, start_step: int) -> tf.data.Dataset:
+def gan_dataset(ds: tf.data.Dataset, config: Config, start_step: int,
+                pipeline: Optional[tuple[int, int]] = None) -> tf.data.Dataset:
     """Adds latent noise to each batch: `{"real": x, "z": [b, n_critic + 1, latent]}`
     (and `"labels"` when `ds` yields `(x, labels)` pairs, for a conditional model).
 
     z depends only on (seed, step), so a resumed run continues the same noise sequence and
-    every replica split of a global batch sees the same values.
+    every replica split of a global batch sees the same values. `pipeline` (count, id):
+    `ds` is one of several input pipelines' share of each global batch, and gets the
+    matching share of the global batch's z.
     """
     t, latent = config.train, config.model.latent_dim
     steps = tf.data.Dataset.counter(start=start_step)
+    share = t.batch_size // pipeline[0] if pipeline else t.batch_size
+    first = share * pipeline[1] if pipeline else 0
 
     def add_z(batch, step):
         z = tf.random.stateless_normal([t.batch_size, t.n_critic + 1, latent],
                                        seed=tf.stack([tf.cast(t.seed, tf.int64), step]))
+        z = z[first:first + share]
         if isinstance(batch, tuple):
             return {"real": batch[0], "labels": batch[1], "z": z}
         return {"real": batch, "z": z}
@@ -353,10 +359,7 @@ def train(config: Config, run_dir, resume: bool = False, loop: str = "fit",
                                            config.train.griffin_lim_iters, writer,
                                            labels=fixed_labels(config)))
             cbs += [saver, stopper, *callbacks]
-            ds = pipeline.make_dataset(scan, config.data, stats, config.train.batch_size,
-                                       training=True, seed=config.train.seed + start_step,
-                                       with_labels=config.model.conditional)
-            ds = gan_dataset(ds, config, start_step)
+            ds = training_data(scan, config, stats, strategy, start_step, stream)
             try:
                 _run_loop(loop, gan, ds, strategy, total - start_step, cbs)
                 break
@@ -390,6 +393,40 @@ def train(config: Config, run_dir, resume: bool = False, loop: str = "fit",
     return {**(records[-1] if records else {}), **result}
 
 
+def training_data(scan, config: Config, stats, strategy, start_step: int, stream):
+    """The training batches: one pipeline (a dataset), or, for prepared shards under
+    several workers with one replica each, a distributed dataset in which each worker
+    reads only its own shards (`shards.assigned_shards`) and its share of each batch."""
+    seed = config.train.seed + start_step
+
+    def one(source, batch, pipe=None):
+        make = shards.make_dataset if pipe else pipeline.make_dataset
+        kwargs = {"pipeline": pipe} if pipe else {}
+        ds = make(source, config.data, stats, batch, training=True, seed=seed,
+                  with_labels=config.model.conditional, **kwargs)
+        return gan_dataset(ds, config, start_step, pipeline=pipe)
+
+    resolver = getattr(strategy, "cluster_resolver", None)
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    workers = len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+    if not isinstance(scan, shards.Prepared) or workers < 2:
+        return one(scan, config.train.batch_size)
+    if strategy.num_replicas_in_sync != workers:
+        print("Every worker reads every shard: dividing them needs one replica per worker.",
+              file=stream, flush=True)
+        return one(scan, config.train.batch_size)
+
+    def fn(ctx: tf.distribute.InputContext):
+        pipe = (ctx.num_input_pipelines, ctx.input_pipeline_id)
+        mine = shards.assigned_shards(len(scan.manifest["shards"]), *pipe)
+        files = sum(scan.manifest["shards"][i]["files"] for i in mine)
+        print(f"worker {pipe[1]} of {pipe[0]} reads shards {', '.join(map(str, mine))} "
+              f"({files} files)", file=stream, flush=True)
+        return one(scan, ctx.get_per_replica_batch_size(config.train.batch_size), pipe)
+
+    return strategy.distribute_datasets_from_function(fn)
+
+
 def _run_loop(loop: str, gan: GAN, ds, strategy, steps: int, callbacks) -> None:
     if loop == "fit":
         gan.fit(ds, epochs=1, steps_per_epoch=steps, callbacks=callbacks, verbose=0,
@@ -405,11 +442,15 @@ def custom_loop(gan: GAN, ds: tf.data.Dataset, strategy, steps: int, callbacks) 
 
     Stops early when a callback sets `gan.stop_training`, as fit does.
     """
-    options = tf.data.Options()
-    # DATA, not FILE: every worker runs the whole pipeline and keeps its slice of each
-    # global batch, so the global batches are exactly those of a single process.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    dist = iter(strategy.experimental_distribute_dataset(ds.with_options(options)))
+    if isinstance(ds, tf.data.Dataset):
+        options = tf.data.Options()
+        # DATA, not FILE: every worker runs the whole pipeline and keeps its slice of each
+        # global batch, so the global batches are exactly those of a single process.
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA)
+        dist = iter(strategy.experimental_distribute_dataset(ds.with_options(options)))
+    else:  # already distributed: each worker reads its own shards (`training_data`)
+        dist = iter(ds)
 
     @tf.function
     def step_fn(iterator):

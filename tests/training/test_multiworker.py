@@ -1,9 +1,11 @@
 """`training.run --strategy multiworker`: two real worker processes on 127.0.0.1 train in
 step, only the chief writes the run, resume works across workers, and the result equals
-single-process training at the same global batch."""
+single-process training at the same global batch; on prepared shards each worker reads
+its own."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -28,6 +30,7 @@ TINY = ["--batch-size", "8", "--base-width", "4", "--griffin-lim-iters", "4", "-
 # training.run's main, with a callback that dumps this worker's copy of G's and D's weights
 # when training ends (the non-chief's checkpoint copy is deleted by design).
 WORKER = r"""
+import os
 import sys
 import keras, numpy as np
 from tfgan import trainer
@@ -44,6 +47,26 @@ class Dump(keras.callbacks.Callback):
 
 real_train = trainer.train
 trainer.train = lambda *a, **k: real_train(*a, callbacks=[Dump()], **k)
+if os.environ.get("REFERENCE_PIPELINES"):
+    # The single-process reference for workers that read their own shards: the same
+    # pipelines, each batch the concatenation of their shares, as the workers' replicas
+    # together hold it.
+    import tensorflow as tf
+    from tfgan.data import shards
+
+    n = int(os.environ["REFERENCE_PIPELINES"])
+
+    def concatenated(scan, config, stats, strategy, start_step, stream):
+        share = config.train.batch_size // n
+        parts = [trainer.gan_dataset(
+            shards.make_dataset(scan, config.data, stats, share, training=True,
+                                seed=config.train.seed + start_step,
+                                with_labels=config.model.conditional, pipeline=(n, i)),
+            config, start_step, pipeline=(n, i)) for i in range(n)]
+        return tf.data.Dataset.zip(tuple(parts)).map(
+            lambda *bs: {k: tf.concat([b[k] for b in bs], 0) for k in bs[0]})
+
+    trainer.training_data = concatenated
 sys.exit(run.main(sys.argv[2:]))
 """
 
@@ -58,8 +81,8 @@ def _free_ports(n):
     return ports
 
 
-def _start(dump: Path, log: Path, args, tf_config=None):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+def _start(dump: Path, log: Path, args, tf_config=None, **extra_env):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **extra_env}
     env.pop("TF_CONFIG", None)
     if tf_config is not None:
         env["TF_CONFIG"] = json.dumps(tf_config)
@@ -196,3 +219,38 @@ def _wait_for(predicate, procs, timeout=300):
             assert p.poll() is None, f"exited {p.returncode}:\n" + p.log.read_text()[-3000:]
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_two_workers_read_their_own_shards_and_train_like_one_process(tmp_path, data_dir):
+    """Prepared shards under two workers: each reads half the shards (disjoint, together
+    all), and the result equals one process fed the same two pipelines' shares."""
+    from tfgan.data.prepare import prepare
+
+    prepared = tmp_path / "shards"
+    prepare(data_dir, prepared, shards=4, workers=1, stream=io.StringIO())
+    common = ["--data", str(prepared), *TINY]
+    procs = _workers(tmp_path, "s", [*common, "--run-dir", str(tmp_path / "run"),
+                                     "--steps", "4"])
+    procs.append(_start(tmp_path / "ref.npz", tmp_path / "ref.log",
+                        [*common, "--run-dir", str(tmp_path / "ref"), "--steps", "4",
+                         "--loop", "custom", "--strategy", "default"],
+                        REFERENCE_PIPELINES="2"))
+    _wait_all(procs)
+    logs = [p.log.read_text() for p in procs[:2]]
+    reads = [re.search(r"worker (\d) of 2 reads shards ([\d, ]+) \((\d+) files\)", log)
+             for log in logs]
+    assert all(reads), [log[-2000:] for log in logs]
+    mine = [{int(x) for x in r[2].split(", ")} for r in reads]
+    assert not mine[0] & mine[1] and mine[0] | mine[1] == {0, 1, 2, 3}
+    manifest = json.loads((prepared / "manifest.json").read_text())
+    assert sum(int(r[3]) for r in reads) == manifest["files"]  # per-worker record counts
+    chief, other, single = (_load(tmp_path / n) for n in ("s0.npz", "s1.npz", "ref.npz"))
+    keys = sorted(chief)
+    for k in keys:
+        np.testing.assert_allclose(chief[k], other[k], rtol=0, atol=1e-6)
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(tmp_path / "ref" / "checkpoints" / "ckpt-0"))
+    start = [reader.get_tensor(k) for k in keys]
+    moved = _relative_difference([single[k] for k in keys], [chief[k] for k in keys], start)
+    assert moved < 1e-4, f"2 workers on shards vs 1 process: the updates differ by {moved:.2e}"
