@@ -78,12 +78,12 @@ def generate(root: Path, hours: float, seed: int = 0, stream=sys.stdout) -> dict
     """Writes the corpus (see module docstring); returns what it holds."""
     import soundfile as sf
 
-    rng = np.random.default_rng(seed)
     events = Events()
     long_count = int(round(hours * LONG_SHARE * 3600 / LONG_SECONDS))
     written, seconds, k = 0, 0.0, 0
     t0 = time.perf_counter()
     for i in range(long_count):
+        rng = np.random.default_rng([seed, 0, i])  # one generator per file: reruns agree
         ext, fmt, subtype, rate, _ = _pick(LONG_FORMATS, rng)
         c = int(rng.integers(len(CLASSES)))
         path = root / CLASSES[c] / f"long_{i:05d}.{ext}"
@@ -101,6 +101,7 @@ def generate(root: Path, hours: float, seed: int = 0, stream=sys.stdout) -> dict
         _write_atomic(sf, path, np.clip(wave, -1, 1), rate, fmt, subtype)
         written += 1
     while seconds < hours * 3600:
+        rng = np.random.default_rng([seed, 1, k])
         ext, fmt, subtype, rate, _ = _pick(SHORT_FORMATS, rng)
         c, ev = events.get(rate, rng)
         length = rng.uniform(1.0, 4.0)
@@ -114,7 +115,7 @@ def generate(root: Path, hours: float, seed: int = 0, stream=sys.stdout) -> dict
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_atomic(sf, path, wave, rate, fmt, subtype)
         written += 1
-        if written % 2000 == 0:
+        if written % 2000 == 0 and stream is not None:
             print(f"  generated {seconds / 3600:.1f} h", file=stream, flush=True)
     files = long_count + k
     return {"hours": seconds / 3600, "files": files, "long_files": long_count,
