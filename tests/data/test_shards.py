@@ -34,6 +34,14 @@ def folder(tmp_path_factory, helpers):
 
 
 @pytest.fixture(scope="module")
+def scan(folder):
+    """The folder pipeline's view of the same folder (its bad-file warning silenced)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pipeline.scan_folder(folder[0], CPU)
+
+
+@pytest.fixture(scope="module")
 def prepared(folder, tmp_path_factory):
     out = tmp_path_factory.mktemp("shards") / "s"
     manifest = prepare(folder[0], out, shards=4, workers=2, stream=io.StringIO())
@@ -54,12 +62,9 @@ def _records(out: Path) -> dict[str, np.ndarray]:
     return got
 
 
-def test_records_are_the_folder_pipelines_audio_bit_for_bit(folder, prepared):
+def test_records_are_the_folder_pipelines_audio_bit_for_bit(folder, scan, prepared):
     root, _ = folder
     out, _ = prepared
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        scan = pipeline.scan_folder(root, CPU)
     records = _records(out)
     assert sorted(records) == sorted(str(Path(p).relative_to(root)) for p in scan.paths)
     folder_waves = {str(Path(p).relative_to(root)): e["wave"]
@@ -79,12 +84,9 @@ def test_records_are_the_folder_pipelines_audio_bit_for_bit(folder, prepared):
     assert sorted(map(bytes, a)) == sorted(map(bytes, b))
 
 
-def test_manifest_and_stats_agree_with_the_folder(folder, prepared):
+def test_manifest_and_stats_agree_with_the_folder(folder, scan, prepared):
     root, bad = folder
     out, manifest = prepared
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        scan = pipeline.scan_folder(root, CPU)
     assert manifest["files"] == len(scan.paths) == 15
     assert sum(s["files"] for s in manifest["shards"]) == 15
     # The classes of the good files only: birds/, drums/ and ghosts/ hold only bad ones.
@@ -99,12 +101,9 @@ def test_manifest_and_stats_agree_with_the_folder(folder, prepared):
                                rtol=1e-5)
 
 
-def test_bad_files_are_skipped_with_the_folder_pipelines_reasons(folder, prepared):
+def test_bad_files_are_skipped_with_the_folder_pipelines_reasons(folder, scan, prepared):
     root, bad = folder
     _, manifest = prepared
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        scan = pipeline.scan_folder(root, CPU)
     ours = {os.path.relpath(s["path"], root): s["reason"] for s in manifest["skipped"]}
     theirs = {os.path.relpath(p, root): why for p, why in scan.skipped}
     assert set(ours) == set(bad)
@@ -182,11 +181,7 @@ def test_training_reads_shards_and_refuses_other_audio_settings(prepared, tmp_pa
         train(other, tmp_path / "run2", stream=io.StringIO())
 
 
-def test_a_folder_beyond_the_memory_budget_is_not_cached(folder):
-    root, _ = folder
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        scan = pipeline.scan_folder(root, CPU)
+def test_a_folder_beyond_the_memory_budget_is_not_cached(scan):
     assert pipeline.memory_plan(scan, CPU, budget=2 ** 30) == (True, CPU.shuffle_buffer)
     size = max(pipeline.decoded_bytes(scan, CPU))
     with pytest.warns(RuntimeWarning, match="python -m tfgan.data.prepare") as w:

@@ -39,6 +39,19 @@ def live_run(tmp_path_factory, labelled):
     return run, out.getvalue()
 
 
+@pytest.fixture(scope="module")
+def held(live_run):
+    """The live run's held-out reference, and its statistics."""
+    from tfgan.audio import Stats
+    from tfgan.data import pipeline
+
+    run, _ = live_run
+    config = RunDir(run).load_config()
+    stats = Stats.load(run / "stats.json")
+    scan = pipeline.scan_folder(config.data.data_dir, config.data)
+    return live.build_held_out(scan, config.data, stats, seed=0, stream=None), stats
+
+
 def test_quality_rows_are_logged_and_printed(live_run):
     run, out = live_run
     rows = RunDir(run).read_metrics("eval")
@@ -98,17 +111,9 @@ def test_resume_keeps_the_best_and_export_uses_it(live_run, labelled, tmp_path):
     assert json.loads((last / "assets.extra" / "export.json").read_text())["step"] == 12
 
 
-def test_scores_fall_when_samples_are_silent(live_run):
+def test_scores_fall_when_samples_are_silent(held):
     """The score itself: silence is counted, and silent samples are far from real data."""
-    from tfgan.audio import Stats
-
-    run, _ = live_run
-    config = RunDir(run).load_config()
-    stats = Stats.load(run / "stats.json")
-    from tfgan.data import pipeline
-
-    scan = pipeline.scan_folder(config.data.data_dir, config.data)
-    held = live.build_held_out(scan, config.data, stats, seed=0, stream=None)
+    held, stats = held
     silent = -np.ones_like(held.real_a)
     s = live.score(held, silent, stats)
     assert s["silent_share"] == 1.0 and held.real["silent_share"] == 0.0
@@ -118,15 +123,8 @@ def test_scores_fall_when_samples_are_silent(live_run):
     assert real_like["classes_covered"] == 3 and s["classes_covered"] <= 1
 
 
-def test_conditional_accuracy_is_scored_against_the_requested_classes(live_run):
-    from tfgan.audio import Stats
-    from tfgan.data import pipeline
-
-    run, _ = live_run
-    config = RunDir(run).load_config()
-    stats = Stats.load(run / "stats.json")
-    scan = pipeline.scan_folder(config.data.data_dir, config.data)
-    held = live.build_held_out(scan, config.data, stats, seed=0, stream=None)
+def test_conditional_accuracy_is_scored_against_the_requested_classes(held):
+    held, stats = held
     verdict = np.argmax(held.classifier.predict(held.real_a)[0], axis=1)
     agree = live.score(held, held.real_a, stats, labels=verdict)
     assert agree["cond_acc"] == 1.0 and agree["cond_acc_min"] == 1.0
@@ -135,15 +133,8 @@ def test_conditional_accuracy_is_scored_against_the_requested_classes(live_run):
     assert "cond_acc" not in live.score(held, held.real_a, stats)
 
 
-def test_per_class_fd_compares_each_class_with_its_own_real_clips(live_run):
-    from tfgan.audio import Stats
-    from tfgan.data import pipeline
-
-    run, _ = live_run
-    config = RunDir(run).load_config()
-    stats = Stats.load(run / "stats.json")
-    scan = pipeline.scan_folder(config.data.data_dir, config.data)
-    held = live.build_held_out(scan, config.data, stats, seed=0, stream=None)
+def test_per_class_fd_compares_each_class_with_its_own_real_clips(held):
+    held, stats = held
     assert len(held.real["fd_class"]) == 3 and all(v > 0 for v in held.real["fd_class"])
     # Set B's own clips, each asked for as its own class: every class at distance ~0.
     same = live.score(held, held.real_b, stats, labels=held.labels_b)["fd_class"]

@@ -72,7 +72,6 @@ def plan(root: Path, out: Path, cfg, preset: str, shards: int | None) -> dict:
 
 def prepare_shard(task: dict) -> dict:
     """Writes one shard (in a worker process); returns its sidecar's content."""
-    import numpy as np
     import tensorflow as tf
 
     from tfgan import audio
@@ -109,7 +108,6 @@ def prepare_shard(task: dict) -> dict:
             "labels": labels, "skipped": skipped, "stats": sums.to_json()}
     os.replace(tmp, record_path)
     _atomic_write(side_path, json.dumps(side))  # last: its presence marks the shard done
-    del np
     return side
 
 
@@ -133,7 +131,6 @@ def prepare(data, out, preset: str = "cpu", shards: int | None = None,
     import multiprocessing
 
     from tfgan.config import preset as make_preset
-    from tfgan.data import pipeline
     from tfgan.data import shards as shards_lib
 
     root, out = Path(data), Path(out)
