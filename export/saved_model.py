@@ -157,16 +157,25 @@ class ConditionalGeneratorModule(GeneratorModule):
     def _g(self, z, labels=None):
         return self.generator(z, labels, training=False)
 
+    def _row_labels(self, z, labels):
+        """`_labels`, after checking there is one label per row of z."""
+        labels = tf.reshape(labels, [-1])
+        check = tf.debugging.Assert(tf.equal(tf.size(labels), tf.shape(z)[0]), [
+            "give one label (or class_name) per row of z; -1 (or an empty name) in a row "
+            "asks for every class in turn"])
+        with tf.control_dependencies([check]):
+            return self._labels(labels)
+
     def _spectrogram_at(self, z, labels):
-        labels = self._labels(labels)
+        labels = self._row_labels(z, labels)
         return {**self._spectrogram(z, labels), "label": labels}
 
     def _audio(self, z, labels=None):
-        return super()._audio(z, self._labels(labels))
+        return super()._audio(z, self._row_labels(z, labels))
 
     def _generate_at(self, seed, count, label):
-        z = self._latents(seed, count)
-        labels = self._labels(tf.fill([count], label))
+        z = self._latents(seed, count)  # after the checks of count
+        labels = self._labels(tf.fill(tf.shape(z)[:1], label))
         return {"z": z, "label": labels, "spectrogram": self._g(z, labels)}
 
 

@@ -278,6 +278,10 @@ class Config:
                                **d.get("data", {})},
                  "train": {"eval_every": 0, "ema_rampup": 0.0, **d.get("train", {})}}
 
+        # Runs written before conditioning existed were unconditional; "auto" (today's
+        # default) must not turn them conditional on resume.
+        d = {**d, "model": {"conditional": False, **d.get("model", {})}}
+
         def build(klass, values):
             known = {f.name for f in dataclasses.fields(klass)}
             unknown = set(values) - known

@@ -316,7 +316,7 @@ def train(config: Config, run_dir, resume: bool = False, loop: str = "fit",
     if chief:
         # One batch per log line: no cache and small buffers, so this second pipeline
         # does not hold a second copy of the decoded data.
-        clean_data = dataclasses.replace(config.data, cache=False, shuffle_buffer=64)
+        clean_data = dataclasses.replace(config.data, cache=False, shuffle_buffer=16)
         clean = CleanBalance(gan, pipeline.make_dataset(
             scan, clean_data, stats, config.train.batch_size, training=True,
             seed=config.train.seed + 7_000_003 + start_step, with_labels=True),

@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -137,13 +138,18 @@ class Cell:
     def record(self) -> dict:
         return json.loads(self.record_path.read_text()) if self.record_path.exists() else {}
 
+    def same(self, r: dict) -> bool:
+        """Whether a cell record is of this cell's settings (and data, where recorded:
+        two folders of the same name share a cell name)."""
+        return r.get("argv") == self.argv and r.get("data", self.data) == self.data
+
     def finished(self) -> bool:
         r = self.record()
-        return r.get("status") in ("done", "diverged") and r.get("argv") == self.argv
+        return r.get("status") in ("done", "diverged") and self.same(r)
 
     def check(self) -> None:
         r = self.record()
-        if r and r.get("argv") != self.argv:
+        if r and not self.same(r):
             raise BenchmarkError(f"{self.path} holds a cell trained with other settings "
                                  f"({' '.join(r.get('argv', []))}); use another --out or "
                                  "remove it")
@@ -160,17 +166,25 @@ class Cell:
         if folder:
             argv += ["--data", folder]
         self.path.mkdir(parents=True, exist_ok=True)
-        self.record_path.write_text(json.dumps({**r, "argv": self.argv, "status": "running"}))
+        self.record_path.write_text(json.dumps({**r, "argv": self.argv, "data": self.data,
+                                                "status": "running"}))
         print(f"== {dataset_label(self.data)}/{self.name}: python -m training.run "
               f"{' '.join(argv)}", file=stream, flush=True)
         t0 = time.perf_counter()
         with open(self.path / "train.log", "a") as log:
-            code = subprocess.call([sys.executable, "-m", "training.run", *argv],
-                                   stdout=log, stderr=subprocess.STDOUT)
+            child = subprocess.Popen([sys.executable, "-m", "training.run", *argv],
+                                     stdout=log, stderr=subprocess.STDOUT)
+            try:
+                code = child.wait()
+            except BaseException:  # Ctrl-C or SIGTERM: let the cell checkpoint and stop
+                child.send_signal(signal.SIGTERM)
+                child.wait()
+                raise
         wall = time.perf_counter() - t0 + r.get("wall_seconds", 0.0)
         status = {0: "done", DIVERGED: "diverged"}.get(code, "stopped")
-        self.record_path.write_text(json.dumps({"argv": self.argv, "status": status,
-                                                "exit": code, "wall_seconds": wall}))
+        self.record_path.write_text(json.dumps({"argv": self.argv, "data": self.data,
+                                                "status": status, "exit": code,
+                                                "wall_seconds": wall}))
         print(f"== {dataset_label(self.data)}/{self.name}: {status} (exit {code}, "
               f"{wall / 60:.1f} min)", file=stream, flush=True)
         if status == "stopped":
@@ -184,7 +198,8 @@ def choose_controls(summaries: dict[str, dict]) -> tuple[str, str]:
     within 5 points of it, the lowest FD ratio. Returns (name, rule as a sentence)."""
     scored = {k: s for k, s in summaries.items() if s and s.get("one_sided") is not None}
     if not scored:
-        raise BenchmarkError("no pilot cell has a balance measurement")
+        raise BenchmarkError("no pilot candidate finished with a balance measurement (each "
+                             "diverged or logged none)")
     least = min(s["one_sided"] for s in scored.values())
     near = {k: s for k, s in scored.items() if s["one_sided"] <= least + 0.05}
     name = min(near, key=lambda k: (near[k].get("fd_ratio") is None,
@@ -205,7 +220,9 @@ def pilot(args, out: Path, data: str, shared, stream=sys.stdout) -> dict:
                     f"{CONTROLS_BASE} {flags}", shared)
         if not cell.finished() and not args.report_only:
             cell.train(stream)
-        if cell.finished():
+        if cell.finished() and cell.record().get("status") == "diverged":
+            summaries[name] = None  # a diverged candidate is never chosen
+        elif cell.finished():
             summaries[name] = summarize_run(cell.path)
         else:
             missing.append(cell.name)
@@ -214,9 +231,9 @@ def pilot(args, out: Path, data: str, shared, stream=sys.stdout) -> dict:
     choice, rule = choose_controls(summaries)
     result = {"data": dataset_label(data), "seed": args.pilot_seed, "rule": rule,
               "choice": choice, "flags": CANDIDATES[choice],
-              "candidates": {k: {"flags": CANDIDATES[k],
-                                 **{m: s.get(m) for m in ("one_sided", "fd_ratio", "is_ratio",
-                                                          "classes_covered")}}
+              "candidates": {k: {"flags": CANDIDATES[k], "diverged": s is None,
+                                 **{m: (s or {}).get(m) for m in (
+                                     "one_sided", "fd_ratio", "is_ratio", "classes_covered")}}
                              for k, s in summaries.items()}}
     path.write_text(json.dumps(result, indent=1))
     return result
@@ -271,11 +288,22 @@ def run_grid(args, stream=sys.stdout) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
         report = run_grid(args)
     except BenchmarkError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("stopped; the cell in training checkpointed; run the same command again to "
+              "resume", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(f"\n{report['conclusion']}\n\nWrote {os.path.join(args.out, 'report.md')}")
     return 0
 

@@ -126,6 +126,13 @@ def apply_flags(config: Config, args: argparse.Namespace) -> Config:
         value = getattr(args, dest, None)
         if value is not None:
             sections[section][field] = value
+    conditional = sections["model"].get("conditional")
+    if conditional == "auto" and config.model.conditional in (True, False):
+        del sections["model"]["conditional"]  # a resumed run has already decided
+    elif conditional is not None and conditional is not True and config.model.classes:
+        # Asked to be unconditional: no classes, so that resuming a conditional run says
+        # plainly that the models differ.
+        sections["model"]["classes"] = ()
     if sections["data"].get("scale") == "mel" and config.data.scale != "mel":
         # A mel filterbank needs several linear bins per mel band: 4x the mel bins.
         sections["data"]["n_fft"] = 4 * config.data.n_bins

@@ -118,14 +118,23 @@ def aggregate(values: list) -> dict | None:
 
 
 def arm_table(summaries: dict) -> dict:
-    """{dataset: {arm: {metric: aggregate}}} from {(dataset, arm, seed): summary}."""
+    """{dataset: {arm: {metric: aggregate}}} from {(dataset, arm, seed): summary}.
+
+    A cell that diverged is not averaged with the finished ones (its last evaluation came
+    before the divergence); its arm counts it under "diverged".
+    """
     table: dict = {}
     for (data, arm, _), s in summaries.items():
         table.setdefault(data, {}).setdefault(arm, []).append(s)
     keys = [k for k, *_ in METRICS] + ["is"]
-    return {data: {arm: {k: aggregate([s.get(k) for s in runs]) for k in keys}
-                   for arm, runs in arms.items()}
-            for data, arms in table.items()}
+    out: dict = {}
+    for data, arms in table.items():
+        for arm, runs in arms.items():
+            done = [s for s in runs if s.get("status") != "diverged"]
+            out.setdefault(data, {})[arm] = {
+                **{k: aggregate([s.get(k) for s in done]) for k in keys},
+                "diverged": len(runs) - len(done), "seeds": len(runs)}
+    return out
 
 
 def differs(a: dict | None, b: dict | None) -> int:
@@ -159,12 +168,22 @@ def _ms(agg: dict | None, fmt: str) -> str:
 
 def compare(data: str, arms: dict, a: str, b: str, key: str, what: str) -> str | None:
     """A sentence comparing arm a with arm b on `key`, or None when either is missing."""
-    if a not in arms or b not in arms or arms[a].get(key) is None or arms[b].get(key) is None:
+    if a not in arms or b not in arms:
+        return None
+    if arms[a].get(key) is None or arms[b].get(key) is None:
+        gone = [x for x in (a, b) if arms[x].get("diverged")]
+        if gone:
+            return (f"{data}, {what}: inconclusive ({', '.join(gone)} diverged in every "
+                    "finished seed).")
         return None
     fmt, better = next((f, bt) for k, _, f, bt in METRICS if k == key)
     x, y = arms[a][key], arms[b][key]
     sign = differs(x, y)
     figures = f"{a} {_ms(x, fmt)} vs {b} {_ms(y, fmt)}"
+    for arm in (a, b):
+        if arms[arm].get("diverged"):
+            figures += (f"; {arm} diverged in {arms[arm]['diverged']} of "
+                        f"{arms[arm]['seeds']} seeds, not counted")
     if sign == 0:
         why = ("fewer than two seeds" if min(x["n"], y["n"]) < 2 else "the seed ranges overlap")
         return f"{data}, {what}: inconclusive ({figures}; {why})."
@@ -210,7 +229,7 @@ def conclusion(table: dict, roles: dict) -> str:
                       key=lambda a: arms[a]["fd_ratio"]["mean"])
         if len(best) >= 2:
             x, y = arms[best[0]]["fd_ratio"], arms[best[1]]["fd_ratio"]
-            if differs(x, y) < 0:
+            if all(differs(x, arms[o]["fd_ratio"]) < 0 for o in best[1:]):
                 out.append(f"{data}: the best samples came from {best[0]} (FD ratio "
                            f"{_ms(x, '{:.1f}')}), ahead of every other arm beyond the seed "
                            "spread.")
@@ -348,7 +367,9 @@ def markdown(report: dict) -> str:
                   "| arm | " + " | ".join(h for _, h, _, _ in METRICS) + " |",
                   "|---|" + "---|" * len(METRICS)]
         for arm, m in sorted(arms.items()):
-            lines.append(f"| {arm} | " + " | ".join(_ms(m[k], f) for k, _, f, _ in METRICS)
+            name = arm + (f" ({m['diverged']} of {m['seeds']} diverged)" if m["diverged"]
+                          else "")
+            lines.append(f"| {name} | " + " | ".join(_ms(m[k], f) for k, _, f, _ in METRICS)
                          + " |")
     lines += ["", "D one-sided: share of log intervals in which D, on clean inputs, was right "
               "on ≥ 95% of both real and fake or on ≤ 5% of fakes (rpgan: ranked the real "

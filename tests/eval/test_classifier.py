@@ -54,6 +54,9 @@ def test_three_way_split_keeps_scored_files_away_from_the_classifier():
                                                          class_names=["a", "b"])) is None
     assert clf_lib.three_way_split(types.SimpleNamespace(labels=[0] * 9,
                                                          class_names=["a"])) is None
+    # Enough files in all, but one class too small to give every part two of it.
+    assert clf_lib.three_way_split(types.SimpleNamespace(labels=[0] * 40 + [1] * 4,
+                                                         class_names=["a", "b"])) is None
 
 
 def test_classifier_beats_chance_and_is_cached(builtin_small, tmp_path):

@@ -199,7 +199,10 @@ CONDITIONAL_LOADER = _GUARD + textwrap.dedent("""
     for call in (lambda: s["generate_by_name"](seed=tf.constant(1, tf.int64),
                                                count=tf.constant(2),
                                                class_name=tf.constant("cowbell")),
-                 lambda: s["serving_default"](z=z, label=tf.constant([0, 1, 2, 3]))):
+                 lambda: s["serving_default"](z=z, label=tf.constant([0, 1, 2, 3])),
+                 lambda: s["serving_default"](z=z, label=tf.constant([-1])),
+                 lambda: s["generate"](seed=tf.constant(1, tf.int64), count=tf.constant(-1),
+                                       label=tf.constant(0))):
         try:
             call()
             errors.append("")
@@ -281,7 +284,9 @@ def test_signatures_match_the_keras_generator(loaded, conditional_run):
 
 
 def test_unknown_classes_fail_naming_the_known_ones(loaded):
-    unknown, out_of_range = loaded[1]["errors"]
+    unknown, out_of_range, too_few, negative = loaded[1]["errors"]
+    assert "one label (or class_name) per row of z" in too_few
+    assert "count must be at least 1" in negative
     assert "unknown class name: cowbell" in unknown
     assert "kick, sine, snare" in unknown
     assert "label must be a class index in [0, 2] or -1" in out_of_range

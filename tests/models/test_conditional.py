@@ -94,3 +94,21 @@ def test_auto_turns_conditioning_on_for_two_or_more_class_folders(tmp_path, help
         parse_args(["--conditional", "yes"])
     with pytest.raises(ValueError, match="True, False or 'auto'"):
         ModelConfig(conditional="yes").validate()
+
+
+def test_old_runs_stay_unconditional_and_resume_keeps_the_decision():
+    import argparse
+
+    from training import cli
+
+    # A config written before conditioning existed has no such key: it was unconditional.
+    old = Config().to_dict()
+    del old["model"]["conditional"]
+    assert Config.from_dict(old).model.conditional is False
+    # Resuming: "auto" keeps what the run decided; "off" on a conditional run drops its
+    # classes, so the resume is refused for differing models rather than for the classes.
+    ran = Config(model=ModelConfig(conditional=True, classes=("a", "b")))
+    args = argparse.Namespace(conditional="auto")
+    assert cli.apply_flags(ran, args).model == ran.model
+    off = cli.apply_flags(ran, argparse.Namespace(conditional=False)).validate()
+    assert off.model.conditional is False and off.model.classes == ()

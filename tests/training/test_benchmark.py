@@ -134,13 +134,27 @@ def test_pilot_rule():
         benchmark.choose_controls({"d": s["d"]})
 
 
+def test_diverged_cells_are_counted_not_averaged():
+    done = {"status": "done", "one_sided": 0.5, "fd_ratio": 4.0}
+    gone = {"status": "diverged", "one_sided": 0.1, "fd_ratio": 90.0}
+    table = grid_report.arm_table({("d", "a", 0): done, ("d", "a", 1): dict(done, fd_ratio=5.0),
+                                   ("d", "a", 2): gone})
+    arm = table["d"]["a"]
+    assert arm["diverged"] == 1 and arm["seeds"] == 3
+    assert arm["fd_ratio"]["n"] == 2 and arm["fd_ratio"]["max"] == 5.0
+    # The pilot never chooses a candidate that diverged (None), however it scored.
+    assert benchmark.choose_controls({"x": None, "y": {"one_sided": 0.9, "fd_ratio": 9}})[0] \
+        == "y"
+
+
 def _arm(one_sided, fd, classes=(5, 6, 7), is_abs=(3.0, 3.2, 3.4)):
     def agg(vals):
         return grid_report.aggregate(list(vals))
 
     return {"one_sided": agg(one_sided), "fd_ratio": agg(fd), "classes_covered": agg(classes),
             "is": agg(is_abs), "rank": None, "d_loss_excess": None, "is_ratio": None,
-            "ndb_k": None, "silent_share": None, "steps_per_sec": None, "minutes": None}
+            "ndb_k": None, "silent_share": None, "steps_per_sec": None, "minutes": None,
+            "fooled": None, "diverged": 0, "seeds": len(fd)}
 
 
 def test_conclusion_states_only_differences_beyond_the_seed_spread():
@@ -166,6 +180,13 @@ def test_conclusion_states_only_differences_beyond_the_seed_spread():
                                                is_abs=(1.0, 1.0))}}
     text = grid_report.conclusion(floor, roles)
     assert "every arm is at the floor" in text and "is better" not in text
+
+    # "Best" must beat every other arm beyond the spread, not only the runner-up by mean.
+    three = {"builtin": {roles["simple"]: _arm([0.3] * 3, [1.0, 1.2, 1.1]),
+                         roles["strong"]: _arm([0.9] * 3, [1.5, 1.6, 1.55]),
+                         roles["strong_modern"]: _arm([0.5] * 3, [1.05, 2.5, 2.6])}}
+    text = grid_report.conclusion(three, roles)
+    assert "best samples came from" not in text and "best samples: inconclusive" in text
 
     one_seed = {"builtin": {roles["simple"]: _arm([0.1], [2]), roles["strong"]: _arm([0.9], [20])}}
     text = grid_report.conclusion(one_seed, roles)
@@ -193,3 +214,35 @@ def test_clean_balance_ignores_smoothing_noise_and_augmentation():
         out.append(CleanBalance(gan, batches, 100, seed=3)(step=10))
     assert out[0] == out[1]
     assert np.isfinite(out[0]["clean_d_loss"])
+
+
+def test_a_stop_signal_to_the_benchmark_stops_its_cell_resumably(tmp_path, data_dir):
+    """SIGTERM to the benchmark alone: its training child checkpoints and stops too."""
+    import psutil
+
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    argv = ["--data", str(data_dir), "--out", str(out), "--steps", "400",
+            "--arms", "simple-reference", *TINY]
+    env = {**os.environ, "TFGAN_CACHE": str(cache)}
+    proc = subprocess.Popen([sys.executable, "-m", "training.benchmark", *argv], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 300
+
+    def training():  # the loop runs (and handles signals) once it logs its first line
+        metrics = list((out / "runs").glob("*/simple-reference-s0/metrics.jsonl"))
+        return metrics and metrics[0].read_text().strip()
+
+    while time.time() < deadline and not training():
+        time.sleep(0.2)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert children, "the cell's training process should be running"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "run the same command again" in err
+    assert not [c for c in children if c.is_running() and c.status() != "zombie"]
+    cell = next((out / "runs").glob("*/simple-reference-s0"))
+    log = (cell / "train.log").read_text()
+    assert "stopped by signal" in log and "SIGTERM" in log
+    r = _bench(argv, cache, timeout=600)
+    assert r.returncode == 0 and "--resume" in r.stdout

@@ -267,10 +267,12 @@ def memory_plan(scan: Scan, cfg: DataConfig, budget: Optional[int] = None,
     """
     budget = memory_budget() if budget is None else budget
     sizes = decoded_bytes(scan, cfg)
-    total = sum(sizes)
+    total, largest = sum(sizes), max(max(sizes, default=1), 1)
     cache = cfg.cache and total <= budget // 2  # the other half: the shuffle of files
-    room = budget - (total if cache else 0)
-    file_buffer = max(1, min(cfg.shuffle_buffer, room // max(max(sizes, default=1), 1)))
+    # Besides the shuffle: the files the slicing interleave holds and those being decoded.
+    in_flight = (16 + (os.cpu_count() or 1)) * largest
+    room = budget - (total if cache else 0) - in_flight
+    file_buffer = max(1, min(cfg.shuffle_buffer, room // largest))
     if cfg.cache and not cache and announce:
         warnings.warn(
             f"{scan.root} decodes to {total / 2 ** 30:.1f} GB, more than half the data memory "

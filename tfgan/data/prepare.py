@@ -78,6 +78,9 @@ def prepare_shard(task: dict) -> dict:
     from tfgan.config import DataConfig
     from tfgan.data import decoders, pipeline, shards, slicing
 
+    # One thread per worker process: the pool is the parallelism (one process per core).
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
     cfg = DataConfig(**task["config"])
     out, root = Path(task["out"]), Path(task["source"])
     name = shards.shard_name(task["index"], task["count"])
@@ -140,12 +143,12 @@ def prepare(data, out, preset: str = "cpu", shards: int | None = None,
     cfg = dataclasses.replace(cfg, data_dir=None)
     if shards is not None and shards < 1:
         raise PrepareError(f"--shards must be at least 1. Received: {shards}")
+    p = plan(root, out, cfg, preset, shards)  # refuses other data or settings in OUT
     if (out / shards_lib.MANIFEST).exists():
         manifest = json.loads((out / shards_lib.MANIFEST).read_text())
         print(f"{out} is already prepared ({manifest['files']} files, "
               f"{manifest['hours']:.2f} h)", file=stream)
         return manifest
-    p = plan(root, out, cfg, preset, shards)
     for stale in out.glob(".tmp-*"):  # what a killed preparation was writing
         stale.unlink()
     n = p["shards"]

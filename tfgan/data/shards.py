@@ -167,7 +167,7 @@ def elements(files: list[str], cfg: DataConfig, *, training: bool, seed: int,
     classes = tf.constant(list(label_map) or [-1], tf.int32)
     ds = tf.data.Dataset.from_tensor_slices(files)
     if training:
-        ds = ds.repeat().shuffle(len(files), seed=seed)  # a new shard order every pass
+        ds = ds.shuffle(len(files), seed=seed).repeat()  # a new shard order every pass
     ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(SHARDS_READ_AT_ONCE,
                                                                  len(files)),
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -171,7 +171,7 @@ def three_way_split(scan, seed: int = 0):
     learn from, the other half split again into two real sets that are scored, so no
     scored file trained the scorer and the real-vs-real reference compares different
     files. None when the files are not labelled with two or more classes, or too few to
-    give each part two files per class.
+    give each part two files of every class.
     """
     k = len(scan.class_names)
     if k < 2:
@@ -180,8 +180,10 @@ def three_way_split(scan, seed: int = 0):
     scored_labels = [scan.labels[i] for i in scored_idx]
     a_rel, b_rel = stratified_split(scored_labels, 0.5, seed + 1)
     a_idx, b_idx = [scored_idx[i] for i in a_rel], [scored_idx[i] for i in b_rel]
-    if min(len(train_idx), len(a_idx), len(b_idx)) < 2 * k:
-        return None
+    labels = np.asarray(scan.labels)
+    for part in (train_idx, a_idx, b_idx):
+        if np.bincount(labels[part], minlength=k).min() < 2:
+            return None
     return train_idx, a_idx, b_idx
 
 
