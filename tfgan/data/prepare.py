@@ -98,9 +98,11 @@ def prepare_shard(task: dict) -> dict:
             except decoders.DecodeError as e:
                 skipped.append((str(path), str(e)))
                 continue
-            writer.write(shards.encode(wave, label, rel))
+            record = shards.encode(wave, label, rel)
+            writer.write(record)
+            del wave
             # The statistics of what training will read: the int16 audio.
-            stored, _ = shards.decode(tf.constant(shards.encode(wave, label, rel)))
+            stored, _ = shards.decode(tf.constant(record))
             starts, _ = slicing.allowed_starts(stored, cfg)
             element = {"wave": slicing.pad_for_slicing(stored, cfg), "starts": starts}
             sums.add(audio.log_magnitude(pipeline.stats_crops(element, cfg), cfg).numpy())
