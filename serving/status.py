@@ -94,4 +94,4 @@ def short_tf_message(exc: BaseException) -> str:
 
 
 _NOISE = re.compile(r"(Graph execution error:|Detected at node |<stack traces unavailable>|Node: )")
-_TAGS = re.compile(r"\s*(\[\[\{\{.*?\}\}\]\]|\[Op:[^\]]*\])")
+_TAGS = re.compile(r"\s*(\[\[\{\{.*?\}\}\]\]|\[Op:[^\]]*\]|\{\{function_node [^}]*\}\})")

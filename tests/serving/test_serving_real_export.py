@@ -66,6 +66,7 @@ def test_a_conditional_model_generates_the_class_asked_for(conditional_exported,
         assert r.status_code == 400
         assert "unknown class name: cowbell" in r.json()["error"]
         assert "kick, sine, snare" in r.json()["error"]
+        assert "{{" not in r.json()["error"]  # no graph-function names for the client
     assert by_row.status_code == 200
     pred = by_row.json()["predictions"][0]
     assert pred["label"] == 2
