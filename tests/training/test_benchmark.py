@@ -86,15 +86,21 @@ def test_a_cell_with_other_settings_is_refused(smoke):
     assert "Traceback" not in r.stderr
 
 
-def test_a_killed_cell_resumes(tmp_path, data_dir):
-    """Kill the benchmark (and its training child) mid-cell; the rerun continues it."""
+def _long_cell(tmp_path, data_dir, **popen):
+    """A benchmark of one 400-step cell, started in the background."""
     out, cache = tmp_path / "out", tmp_path / "cache"
     argv = ["--data", str(data_dir), "--out", str(out), "--steps", "400",
             "--arms", "simple-reference", *TINY]
     env = {**os.environ, "TFGAN_CACHE": str(cache)}
     proc = subprocess.Popen([sys.executable, "-m", "training.benchmark", *argv], cwd=ROOT,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                            env=env, stdout=subprocess.DEVNULL, **popen)
+    return proc, out, cache, argv
+
+
+def test_a_killed_cell_resumes(tmp_path, data_dir):
+    """Kill the benchmark (and its training child) mid-cell; the rerun continues it."""
+    proc, out, cache, argv = _long_cell(tmp_path, data_dir, stderr=subprocess.DEVNULL,
+                                        start_new_session=True)
     deadline = time.time() + 300
     cell = None
     while time.time() < deadline:
@@ -220,13 +226,8 @@ def test_a_stop_signal_to_the_benchmark_stops_its_cell_resumably(tmp_path, data_
     """SIGTERM to the benchmark alone: its training child checkpoints and stops too."""
     import psutil
 
-    out, cache = tmp_path / "out", tmp_path / "cache"
-    argv = ["--data", str(data_dir), "--out", str(out), "--steps", "400",
-            "--arms", "simple-reference", *TINY]
-    env = {**os.environ, "TFGAN_CACHE": str(cache)}
-    proc = subprocess.Popen([sys.executable, "-m", "training.benchmark", *argv], cwd=ROOT,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    proc, out, cache, argv = _long_cell(tmp_path, data_dir, stderr=subprocess.PIPE,
+                                        text=True)
     deadline = time.time() + 300
 
     def training():  # the loop runs (and handles signals) once it logs its first line
