@@ -51,6 +51,16 @@ def test_explicit_flags_win_over_the_recipe():
     assert c.train.ema_decay == 0.99
 
 
+def test_the_16khz_variant_keeps_the_cpu_presets_shape_and_clip():
+    cpu = preset("cpu")
+    c = cli.apply_flags(cpu, _flags("--sample-rate", "16000", "--scale", "mel",
+                                    "--hop-length", "128")).validate()
+    assert (c.data.sample_rate, c.data.n_fft, c.data.n_bins) == (16000, 256, 64)
+    assert c.data.clip_samples / 16000 == cpu.data.clip_samples / 8000  # the same 0.52 s
+    with pytest.raises(ValueError, match="hop_length"):
+        cli.apply_flags(cpu, _flags("--hop-length", "300")).validate()  # beyond n_fft 128
+
+
 def test_penalty_gamma_follows_stylegan2_ada():
     assert penalty_gamma(64, 32) == pytest.approx(0.0256)
     assert penalty_gamma(128, 64) == pytest.approx(0.0512)

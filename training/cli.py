@@ -16,6 +16,7 @@ FLAG_FIELDS = {
     "spectral_norm": ("model", "spectral_norm"), "d_norm": ("model", "d_norm"),
     "conditional": ("model", "conditional"),
     "data": ("data", "data_dir"), "scale": ("data", "scale"), "slice": ("data", "slice"),
+    "sample_rate": ("data", "sample_rate"), "hop_length": ("data", "hop_length"),
     "beta_1": ("train", "beta_1"), "beta_2": ("train", "beta_2"),
     "r2_gamma": ("train", "r2_gamma"), "eval_every": ("train", "eval_every"),
 
@@ -42,7 +43,13 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--preset", choices=PRESETS, default="auto",
                    help="auto: specgan (128x128, c=64) on a GPU, cpu (64x64, c=32) without")
     g.add_argument("--base-width", type=int, metavar="C", help="base channel width c")
-    g.add_argument("--scale", choices=SCALES, help="frequency scale (default: linear)")
+    g.add_argument("--scale", choices=SCALES,
+                   help="frequency scale (default: linear; mel uses n_fft = 4 x the bins)")
+    g.add_argument("--sample-rate", type=int, metavar="HZ",
+                   help="audio is resampled to this rate (cpu preset: 8000)")
+    g.add_argument("--hop-length", type=int, metavar="N",
+                   help="samples between spectrogram frames (cpu preset: 64); the clip is "
+                        "hop x (frames - 1) + n_fft samples")
     g.add_argument("--slice", choices=SLICES,
                    help="what a training clip is: start (onset-aligned, padded), random, energy "
                         "(random among loud parts), auto (start for files up to ~2 clips, "
