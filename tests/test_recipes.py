@@ -200,6 +200,23 @@ def test_d_loss_adds_both_penalties():
     np.testing.assert_allclose(penalty.numpy(), 0.3 * np.sum(w ** 2), rtol=1e-5)
 
 
+def test_lazy_penalties_weigh_k_times_every_kth_step_and_nothing_between():
+    rng = np.random.default_rng(2)
+    w = 0.01 * rng.standard_normal([1, 64, 64, 1]).astype(np.float32)
+    gan = _gan(Linear(w), r1_gamma=0.2, r2_gamma=0.4, reg_every=4)
+    real = tf.constant(rng.uniform(-1, 1, [4, 64, 64, 1]).astype(np.float32))
+    z = tf.random.stateless_normal([4, 8], seed=[0, 0])
+    step_fn = tf.function(lambda step: gan._d_step(real, z, None, 4.0, step))  # the graph's cond
+    for step, weight in [(0, 4), (1, 0), (3, 0), (4, 4)]:
+        norm2 = float(tf.reduce_sum(tf.square(gan.discriminator.w)))  # before the update
+        loss, real_logits, fake_logits, _, penalty = step_fn(tf.constant(step, tf.int64))
+        pairing = np.mean(losses.rpgan_discriminator_loss(real_logits, fake_logits).numpy())
+        np.testing.assert_allclose(penalty.numpy(), weight * 0.3 * norm2, rtol=1e-5)
+        assert float(loss) == pytest.approx(pairing + weight * 0.3 * norm2, rel=1e-5)
+    with pytest.raises(ValueError, match="reg_every"):
+        _gan(Linear(w), reg_every=0)
+
+
 def test_r1_under_mixed_float16_matches_float32():
     """Loss scaling keeps R1's tiny input gradients from underflowing in float16."""
     x = tf.random.stateless_uniform([4, 64, 64, 1], seed=[3, 4], minval=-1, maxval=1)

@@ -175,6 +175,7 @@ class TrainConfig:
     # Balance controls, all off by default so the baseline stays the baseline.
     r1_gamma: float = 0.0
     r2_gamma: float = 0.0  # the same penalty on G's samples (R3GAN: R1 alone diverges)
+    reg_every: int = 1  # lazy R1/R2 (StyleGAN2): every N steps with N x gamma
     instance_noise: float = 0.0
     label_smoothing: float = 0.0
     augment: str = ""  # comma-separated: shift, tmask, fmask
@@ -203,6 +204,8 @@ class TrainConfig:
         if min(self.r1_gamma, self.r2_gamma) < 0:
             raise ValueError("r1_gamma and r2_gamma must not be negative. Received: "
                              f"r1_gamma={self.r1_gamma}, r2_gamma={self.r2_gamma}")
+        if self.reg_every < 1:
+            raise ValueError(f"reg_every must be >= 1. Received: reg_every={self.reg_every}")
         if self.eval_every < 0:
             raise ValueError(f"eval_every must be >= 0. Received: eval_every={self.eval_every}")
         if self.precision not in PRECISIONS:

@@ -36,6 +36,10 @@ class GAN(keras.Model):
         0 disables it.
       r2_gamma: the same penalty on generated data (R2); R3GAN needs both for its
         convergence guarantee (R1 alone diverged in its ablation).
+      reg_every: lazy regularisation (StyleGAN2, Karras et al., 2020, section 3.1): R1 and
+        R2 are computed only on every `reg_every`-th step, with gamma times `reg_every`, so
+        that their average weight is unchanged; their double backward pass is most of the
+        modern recipe's extra cost. 1 computes them every step.
       instance_noise: initial std of Gaussian noise added to D's inputs, annealed linearly
         to 0 over `noise_anneal_steps` (Sonderby et al., 2016); 0 disables it.
       label_smoothing: one-sided: D's real target becomes 1 - label_smoothing.
@@ -54,7 +58,7 @@ class GAN(keras.Model):
 
     def __init__(self, generator, discriminator, latent_dim: int, n_critic: int = 1,
                  gp_weight: float = 10.0, r1_gamma: float = 0.0, r2_gamma: float = 0.0,
-                 instance_noise: float = 0.0,
+                 reg_every: int = 1, instance_noise: float = 0.0,
                  noise_anneal_steps: int = 1, label_smoothing: float = 0.0,
                  augment: tuple = (), ada_target: float = 0.0, ada_kimg: float = 20.0,
                  ema_decay: float = 0.0, ema_rampup: float = 0.0, ema_generator=None,
@@ -62,6 +66,8 @@ class GAN(keras.Model):
         super().__init__(**kwargs)
         if n_critic < 1:
             raise ValueError(f"n_critic must be at least 1. Received: n_critic={n_critic}")
+        if reg_every < 1:
+            raise ValueError(f"reg_every must be at least 1. Received: reg_every={reg_every}")
         if not 0.0 <= label_smoothing < 0.5:
             raise ValueError(f"label_smoothing must be in [0, 0.5). Received: {label_smoothing}")
         if ema_decay > 0 and ema_generator is None:
@@ -70,6 +76,7 @@ class GAN(keras.Model):
         self.ema_generator = ema_generator
         self.latent_dim, self.n_critic = latent_dim, n_critic
         self.gp_weight, self.r1_gamma, self.r2_gamma = gp_weight, r1_gamma, r2_gamma
+        self.reg_every = reg_every
         self.instance_noise, self.noise_anneal_steps = instance_noise, max(noise_anneal_steps, 1)
         self.real_label = 1.0 - label_smoothing
         self.augmentations = augment_lib.resolve(augment)
@@ -157,19 +164,16 @@ class GAN(keras.Model):
         # A conditional G draws the real batch's classes: each fake has its real pair's.
         fake = self._g(z, labels)
         real_in, fake_in = self._d_inputs(real, step), self._d_inputs(fake, step)
-        with tf.GradientTape() as tape:
-            real_logits, penalty = self._penalised(real_in, labels, self.r1_gamma,
-                                                   self.d_optimizer)
-            fake_logits, r2 = self._penalised(fake_in, labels, self.r2_gamma, self.d_optimizer)
-            penalty = penalty + r2
-            per_example = self.d_loss_fn(real_logits, fake_logits, self.real_label)
-            if self.loss_name == "wgan-gp":
-                gp = self._gradient_penalty(real, fake, labels)
-                penalty = penalty + self.gp_weight * gp
-            loss = tf.reduce_sum(per_example + penalty) / global_batch
-            scaled = self.d_optimizer.scale_loss(loss)
+        args = (real, fake, real_in, fake_in, labels, global_batch)
+        if self.reg_every > 1 and max(self.r1_gamma, self.r2_gamma) > 0:
+            # Lazy R1/R2: both branches only compute; the update is applied once, outside.
+            k = self.reg_every
+            per_example, penalty, real_logits, fake_logits, grads = tf.cond(
+                tf.equal(step % k, 0), lambda: self._d_grads(*args, float(k)),
+                lambda: self._d_grads(*args, 0.0))
+        else:
+            per_example, penalty, real_logits, fake_logits, grads = self._d_grads(*args, 1.0)
         variables = self.discriminator.trainable_variables
-        grads = tape.gradient(scaled, variables)
         self.d_optimizer.apply_gradients(zip(grads, variables))
         if isinstance(self.d_optimizer, keras.optimizers.LossScaleOptimizer):
             # A penalty whose loss-scaled input gradient overflowed is infinite; the
@@ -177,8 +181,26 @@ class GAN(keras.Model):
             # Log what the loss was without it, so that this routine event is not taken
             # for divergence.
             penalty = tf.where(tf.math.is_finite(penalty), penalty, tf.zeros_like(penalty))
-            loss = tf.reduce_sum(per_example + penalty) / global_batch
+        loss = tf.reduce_sum(per_example + penalty) / global_batch
         return loss, real_logits, fake_logits, self._grad_norm(grads, self.d_optimizer), penalty
+
+    def _d_grads(self, real, fake, real_in, fake_in, labels, global_batch, reg_scale):
+        """D's per-example loss and penalty, its logits, and the gradient of the (loss-scaled)
+        mean on D's weights; R1 and R2 weigh `reg_scale` times their gamma."""
+        with tf.GradientTape() as tape:
+            real_logits, penalty = self._penalised(real_in, labels, reg_scale * self.r1_gamma,
+                                                   self.d_optimizer)
+            fake_logits, r2 = self._penalised(fake_in, labels, reg_scale * self.r2_gamma,
+                                              self.d_optimizer)
+            penalty = penalty + r2
+            per_example = self.d_loss_fn(real_logits, fake_logits, self.real_label)
+            if self.loss_name == "wgan-gp":
+                gp = self._gradient_penalty(real, fake, labels)
+                penalty = penalty + self.gp_weight * gp
+            loss = tf.reduce_sum(per_example + penalty) / global_batch
+            scaled = self.d_optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, self.discriminator.trainable_variables)
+        return per_example, penalty, real_logits, fake_logits, grads
 
     def _gradient_penalty(self, real, fake, labels):
         """(||grad D(x_hat)|| - 1)^2 at random interpolates (Gulrajani et al., 2017)."""

@@ -114,7 +114,8 @@ def build_gan(config: Config, strategy: tf.distribute.Strategy, precision: str) 
         with_labels(disc, tf.zeros([1, m.height, m.width, 1]),
                     balanced_labels(1, m.num_classes), training=False)
         gan = GAN(generator, disc, m.latent_dim, n_critic=t.n_critic, gp_weight=t.gp_weight,
-                  r1_gamma=t.r1_gamma, r2_gamma=t.r2_gamma, instance_noise=t.instance_noise,
+                  r1_gamma=t.r1_gamma, r2_gamma=t.r2_gamma, reg_every=t.reg_every,
+                  instance_noise=t.instance_noise,
                   noise_anneal_steps=t.steps, label_smoothing=t.label_smoothing,
                   augment=t.augment, ada_target=t.ada_target, ada_kimg=t.ada_kimg,
                   ema_decay=t.ema_decay, ema_rampup=t.ema_rampup, ema_generator=ema)

@@ -18,7 +18,8 @@ FLAG_FIELDS = {
     "data": ("data", "data_dir"), "scale": ("data", "scale"), "slice": ("data", "slice"),
     "sample_rate": ("data", "sample_rate"), "hop_length": ("data", "hop_length"),
     "beta_1": ("train", "beta_1"), "beta_2": ("train", "beta_2"),
-    "r2_gamma": ("train", "r2_gamma"), "eval_every": ("train", "eval_every"),
+    "r2_gamma": ("train", "r2_gamma"), "reg_every": ("train", "reg_every"),
+    "eval_every": ("train", "eval_every"),
 
     "steps": ("train", "steps"), "batch_size": ("train", "batch_size"),
     "loss": ("train", "loss"), "lr": ("train", "lr"), "d_lr_scale": ("train", "d_lr_scale"),
@@ -99,6 +100,9 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--r1-gamma", type=float,
                    help="zero-centred gradient penalty gamma/2 E|grad D|^2 on real data (R1)")
     g.add_argument("--r2-gamma", type=float, help="the same penalty on generated data (R2)")
+    g.add_argument("--reg-every", type=int, metavar="N",
+                   help="lazy R1/R2: computed every N steps with N x gamma (StyleGAN2; "
+                        "default 1, every step)")
     g.add_argument("--instance-noise", type=float,
                    help="std of noise added to D's inputs, annealed to 0 over the run")
     g.add_argument("--label-smoothing", type=float,
