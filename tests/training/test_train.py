@@ -152,6 +152,15 @@ c = dataclasses.replace(c, model=dataclasses.replace(
         c.model, base_width=4, disc=sys.argv[1], conditional=conditional,
         classes=("a", "b", "c") if conditional else ()),
     train=dataclasses.replace(c.train, batch_size=8))
+if sys.argv[2] == "lazy":  # step 0 of lazy R1/R2 takes the penalised branch of its cond
+    c = dataclasses.replace(c, train=dataclasses.replace(c.train, r1_gamma=0.5, r2_gamma=0.5,
+                                                         reg_every=2))
+    try:  # a synchronised BatchNorm cannot run inside that cond: refused, not crashed
+        build_gan(c, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), "float32")
+        raise SystemExit("lazy R1/R2 with a BatchNorm D on two replicas was not refused")
+    except ValueError as e:
+        assert "--d-norm none" in str(e), e
+    c = dataclasses.replace(c, model=dataclasses.replace(c.model, d_norm="none"))
 rng = np.random.default_rng(0)
 batch = {"real": np.tanh(rng.normal(size=(8, 64, 64, 1))).astype("float32"),
          "z": rng.normal(size=(8, 2, 100)).astype("float32")}
@@ -203,7 +212,7 @@ print(json.dumps({"two": relative_change(one, two), "perm": relative_change(one,
 
 
 @pytest.mark.parametrize("disc, kind", [("simple", "plain"), ("resnet9", "plain"),
-                                        ("simple", "conditional")])
+                                        ("simple", "conditional"), ("simple", "lazy")])
 def test_one_and_two_replicas_give_the_same_update(disc, kind):
     proc = subprocess.run([sys.executable, "-c", REPLICA_SCRIPT, disc, kind], cwd=ROOT,
                           env=_env(),
