@@ -200,21 +200,38 @@ def test_d_loss_adds_both_penalties():
     np.testing.assert_allclose(penalty.numpy(), 0.3 * np.sum(w ** 2), rtol=1e-5)
 
 
-def test_lazy_penalties_weigh_k_times_every_kth_step_and_nothing_between():
+def test_lazy_penalties_weigh_k_times_every_kth_update_and_nothing_between():
+    """Each D update of a lazy GAN (k = 4) equals an eager GAN's with 4x gamma on updates
+    0 and 4 and with no penalty on the others, inside tf.function (the graph's cond)."""
     rng = np.random.default_rng(2)
     w = 0.01 * rng.standard_normal([1, 64, 64, 1]).astype(np.float32)
-    gan = _gan(Linear(w), r1_gamma=0.2, r2_gamma=0.4, reg_every=4)
     real = tf.constant(rng.uniform(-1, 1, [4, 64, 64, 1]).astype(np.float32))
     z = tf.random.stateless_normal([4, 8], seed=[0, 0])
-    step_fn = tf.function(lambda step: gan._d_step(real, z, None, 4.0, step))  # the graph's cond
-    for step, weight in [(0, 4), (1, 0), (3, 0), (4, 4)]:
-        norm2 = float(tf.reduce_sum(tf.square(gan.discriminator.w)))  # before the update
-        loss, real_logits, fake_logits, _, penalty = step_fn(tf.constant(step, tf.int64))
-        pairing = np.mean(losses.rpgan_discriminator_loss(real_logits, fake_logits).numpy())
+
+    def gan(**kw):
+        keras.utils.set_random_seed(0)  # the same G for every GAN
+        g = GAN(Generator(latent_dim=8, size=64, base_width=4), Linear(w), latent_dim=8, **kw)
+        g.compile(d_optimizer=keras.optimizers.SGD(1.0), g_optimizer=keras.optimizers.SGD(),
+                  loss="rpgan")
+        return g
+
+    lazy = gan(r1_gamma=0.2, r2_gamma=0.4, reg_every=4)
+    lazy_step = tf.function(lambda: lazy._d_step(real, z, None, 4.0, 0))
+    for update, weight in enumerate([4, 0, 0, 0, 4]):
+        eager = gan(r1_gamma=0.2 * weight, r2_gamma=0.4 * weight)
+        eager.discriminator.w.assign(lazy.discriminator.w)
+        norm2 = float(tf.reduce_sum(tf.square(lazy.discriminator.w)))  # before the update
+        loss, real_logits, fake_logits, _, penalty = lazy_step()
+        eager.d_optimizer.iterations.assign(update)
+        eager._d_step(real, z, None, 4.0, 0)
+        np.testing.assert_allclose(lazy.discriminator.w.numpy(), eager.discriminator.w.numpy(),
+                                   rtol=1e-5, atol=1e-6, err_msg=f"update {update}")
         np.testing.assert_allclose(penalty.numpy(), weight * 0.3 * norm2, rtol=1e-5)
+        pairing = np.mean(losses.rpgan_discriminator_loss(real_logits, fake_logits).numpy())
         assert float(loss) == pytest.approx(pairing + weight * 0.3 * norm2, rel=1e-5)
+    assert int(lazy.d_optimizer.iterations) == 5
     with pytest.raises(ValueError, match="reg_every"):
-        _gan(Linear(w), reg_every=0)
+        gan(reg_every=0)
 
 
 def test_r1_under_mixed_float16_matches_float32():

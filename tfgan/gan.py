@@ -37,7 +37,7 @@ class GAN(keras.Model):
       r2_gamma: the same penalty on generated data (R2); R3GAN needs both for its
         convergence guarantee (R1 alone diverged in its ablation).
       reg_every: lazy regularisation (StyleGAN2, Karras et al., 2020, section 3.1): R1 and
-        R2 are computed only on every `reg_every`-th step, with gamma times `reg_every`, so
+        R2 are computed only on every `reg_every`-th D update, with gamma times `reg_every`, so
         that their average weight is unchanged; their double backward pass is most of the
         modern recipe's extra cost. 1 computes them every step.
       instance_noise: initial std of Gaussian noise added to D's inputs, annealed linearly
@@ -166,10 +166,12 @@ class GAN(keras.Model):
         real_in, fake_in = self._d_inputs(real, step), self._d_inputs(fake, step)
         args = (real, fake, real_in, fake_in, labels, global_batch)
         if self.reg_every > 1 and max(self.r1_gamma, self.r2_gamma) > 0:
-            # Lazy R1/R2: both branches only compute; the update is applied once, outside.
+            # Lazy R1/R2 on every k-th D update (n_critic per step; one skipped by loss
+            # scaling is retried). Both branches only compute; the update is applied once.
             k = self.reg_every
             per_example, penalty, real_logits, fake_logits, grads = tf.cond(
-                tf.equal(step % k, 0), lambda: self._d_grads(*args, float(k)),
+                tf.equal(self.d_optimizer.iterations % k, 0),
+                lambda: self._d_grads(*args, float(k)),
                 lambda: self._d_grads(*args, 0.0))
         else:
             per_example, penalty, real_logits, fake_logits, grads = self._d_grads(*args, 1.0)
