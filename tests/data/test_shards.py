@@ -180,6 +180,35 @@ def test_training_reads_shards_and_refuses_other_audio_settings(prepared, tmp_pa
         train(other, tmp_path / "run2", stream=io.StringIO())
 
 
+def test_only_a_shards_manifest_makes_a_folder_prepared(folder, prepared, tmp_path):
+    """An audio folder with a manifest.json of its own (tfgan.data.instruments writes one)
+    is still an audio folder; a shards folder with a bad manifest is refused clearly."""
+    import shutil
+
+    from tfgan.trainer import open_data
+
+    def data(path):
+        return dataclasses.replace(preset("cpu"), data=dataclasses.replace(
+            CPU, data_dir=str(path)))
+
+    audio = tmp_path / "audio"
+    shutil.copytree(folder[0], audio)
+    (audio / "manifest.json").write_text(json.dumps({"version": 1, "per_class": 5}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the folder's bad files
+        scan = open_data(data(audio))
+    assert not isinstance(scan, shards.Prepared) and len(scan.paths) == 15
+    out = tmp_path / "shards"
+    shutil.copytree(prepared[0], out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps({**manifest, "version": 99}))
+    with pytest.raises(pipeline.DataError, match="not a tfgan shards manifest of version 1"):
+        open_data(data(out))
+    (out / "manifest.json").write_text('{"format": "tfgan-sh')  # cut short
+    with pytest.raises(pipeline.DataError, match="Cannot read"):
+        open_data(data(out))
+
+
 def test_a_folder_beyond_the_memory_budget_is_not_cached(scan):
     assert pipeline.memory_plan(scan, CPU, budget=2 ** 30) == (True, CPU.shuffle_buffer)
     size = max(pipeline.decoded_bytes(scan, CPU))

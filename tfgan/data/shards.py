@@ -52,7 +52,17 @@ def shard_name(index: int, count: int) -> str:
 
 
 def is_prepared(path) -> bool:
-    return path is not None and (Path(path) / MANIFEST).is_file()
+    """Whether `path` holds prepared shards rather than audio files: its manifest.json says
+    so, or it cannot be read but shard files lie beside it (then `Prepared.open` says
+    what is wrong). A folder of audio with a manifest of its own (that of
+    `tfgan.data.instruments`, say) is audio."""
+    if path is None or not (Path(path) / MANIFEST).is_file():
+        return False
+    try:
+        manifest = json.loads((Path(path) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return any(Path(path).glob("shard-*.tfrecord"))
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
 
 
 def assigned_shards(n_shards: int, num_pipelines: int, pipeline_id: int) -> list[int]:
