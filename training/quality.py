@@ -180,9 +180,10 @@ def main(argv=None) -> int:
     from tfgan.rundir import RunDir
 
     cells, missing = {}, []
-    for data in args.data:
-        label = Path(data).name if data not in ("builtin", "instruments") else data
-        for seed in args.seeds:
+    # Seed by seed, so that a partial grid has every dataset and recipe at its first seeds.
+    for seed in args.seeds:
+        for data in args.data:
+            label = Path(data).name if data not in ("builtin", "instruments") else data
             for recipe in args.recipes:
                 name = f"{label}-{recipe}-s{seed}" + (f"-{args.tag}" if args.tag else "")
                 run_dir = out / "runs" / name
