@@ -245,5 +245,10 @@ def test_a_stop_signal_to_the_benchmark_stops_its_cell_resumably(tmp_path, data_
     cell = next((out / "runs").glob("*/simple-reference-s0"))
     log = (cell / "train.log").read_text()
     assert "stopped by signal" in log and "SIGTERM" in log
+    first = json.loads((cell / benchmark.CELL_RECORD).read_text())
+    assert first["status"] == "stopped" and first["wall_seconds"] > 0
     r = _bench(argv, cache, timeout=600)
     assert r.returncode == 0 and "--resume" in r.stdout
+    # the cell's cost counts both sittings, the stopped one too
+    assert json.loads((cell / benchmark.CELL_RECORD).read_text())["wall_seconds"] > \
+        first["wall_seconds"]
