@@ -63,7 +63,8 @@ class ConstantD(keras.Model):
         return self.b + 0.0 * tf.reduce_mean(x, axis=[1, 2, 3])[:, None]
 
 
-def make_gan(disc="simple", spectral_norm=False, d=None, d_lr=2e-4, **kwargs):
+def make_gan(disc="simple", spectral_norm=False, d=None, d_lr=2e-4, loss="nonsaturating",
+             **kwargs):
     keras.utils.set_random_seed(0)
     g = Generator(LATENT, SIZE, base_width=4)
     g(tf.zeros([1, LATENT]))
@@ -78,7 +79,7 @@ def make_gan(disc="simple", spectral_norm=False, d=None, d_lr=2e-4, **kwargs):
             a.assign(w)
     gan = GAN(g, d, LATENT, ema_generator=ema, **kwargs)
     d_opt, g_opt = keras.optimizers.Adam(d_lr, 0.5), keras.optimizers.Adam(2e-4, 0.5)
-    gan.compile(d_optimizer=d_opt, g_optimizer=g_opt)
+    gan.compile(d_optimizer=d_opt, g_optimizer=g_opt, loss=loss)
     d_opt.build(d.trainable_variables)
     g_opt.build(g.trainable_variables)
     return gan
@@ -123,6 +124,60 @@ def test_r1_adds_a_penalty_and_flattens_d_on_real_data():
         if i == 0:  # same weights, same batch: the penalty is added to D's loss
             assert m_r1["d_loss"] == pytest.approx(m_plain["d_loss"] + m_r1["gp"], rel=1e-5)
     assert input_grad_norm(r1.discriminator, x) < 0.8 * input_grad_norm(plain.discriminator, x)
+
+
+# ------------------------------------------------------------------ joint D batches
+
+
+def start_off_neutral(gan, seed=0):
+    """D starts neutral (a zero logit layer: every logit 0, no input gradient)."""
+    kernel = np.random.default_rng(seed).normal(0, 0.05, gan.discriminator.logit.kernel.shape)
+    gan.discriminator.logit.kernel.assign(kernel.astype(np.float32))
+
+
+def test_a_joint_batch_shares_batchnorm_statistics_between_real_and_fake():
+    """Apart, a BatchNorm D's verdict on the real batch ignores the fakes; joint, it is D
+    on the two batches as one, so shifting the fakes moves the real logits too."""
+    apart, joint = make_gan(), make_gan(joint_batch=True)
+    start_off_neutral(apart)
+    start_off_neutral(joint)
+    real = real_batch(0)
+    fake = tf.random.stateless_uniform(real.shape, seed=[5, 6], minval=-1, maxval=1)
+    shifted = fake + 0.5
+    r_apart, f_apart = apart.d_pair(real, fake, None)
+    assert np.allclose(apart.d_pair(real, shifted, None)[0], r_apart, atol=1e-6)
+    r_joint, f_joint = joint.d_pair(real, fake, None)
+    whole = joint.discriminator(tf.concat([real, fake], 0), training=True)
+    np.testing.assert_allclose(r_joint, whole[:B], atol=1e-5)
+    np.testing.assert_allclose(f_joint, whole[B:], atol=1e-5)
+    assert not np.allclose(r_joint, r_apart, atol=1e-3)
+    assert not np.allclose(joint.d_pair(real, shifted, None)[0], r_joint, atol=1e-3)
+
+
+@pytest.mark.parametrize("loss", ["nonsaturating", "rpgan"])
+def test_without_normalisation_joint_and_apart_train_alike(loss):
+    """With no BatchNorm in D each logit depends on its own input only, so one joint call
+    must train G and D exactly as two calls do, R1 and R2 (different gammas) included."""
+    def gan(joint):
+        keras.utils.set_random_seed(0)
+        d = build_discriminator("simple", size=SIZE, base_width=4, norm="none")
+        made = make_gan(d=d, loss=loss, r1_gamma=0.1, r2_gamma=0.3, joint_batch=joint,
+                        d_lr=1e-3)
+        start_off_neutral(made)
+        return made
+
+    apart, joint = gan(False), gan(True)
+    for i in range(3):
+        m_apart, m_joint = step(apart, i), step(joint, i)
+        assert m_joint["gp"] > 0
+        for k in ("d_loss", "g_loss", "gp", "d_rank"):
+            assert m_joint[k] == pytest.approx(m_apart[k], rel=1e-4, abs=1e-6), (i, k)
+    for a, b in zip(apart.discriminator.weights + apart.generator.weights,
+                    joint.discriminator.weights + joint.generator.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
+    swapped = gan(True)  # R1 and R2 each on its own half: swapping the gammas shows
+    swapped.r1_gamma, swapped.r2_gamma = 0.3, 0.1
+    assert step(swapped, 0)["gp"] != pytest.approx(step(gan(True), 0)["gp"], rel=1e-3)
 
 
 # --------------------------------------------------------------------- instance noise

@@ -51,6 +51,17 @@ def test_explicit_flags_win_over_the_recipe():
     assert c.train.ema_decay == 0.99
 
 
+def test_d_batch_flag_reaches_the_gan():
+    from tfgan.trainer import build_gan
+
+    assert preset("cpu").train.d_batch == "apart"  # the default, in both recipes
+    c = cli.apply_flags(preset("cpu"), _flags("--d-batch", "joint", "--base-width", "4"))
+    assert c.validate().train.d_batch == "joint"
+    assert build_gan(c, tf.distribute.get_strategy(), "float32").joint_batch
+    with pytest.raises(ValueError, match="d_batch"):
+        dataclasses.replace(c, train=dataclasses.replace(c.train, d_batch="mixed")).validate()
+
+
 def test_the_16khz_variant_keeps_the_cpu_presets_shape_and_clip():
     cpu = preset("cpu")
     c = cli.apply_flags(cpu, _flags("--sample-rate", "16000", "--scale", "mel",

@@ -22,6 +22,7 @@ from typing import Any, Optional
 CONFIG_VERSION = 2
 
 D_NORMS = ("batch", "none")
+D_BATCHES = ("apart", "joint")
 SLICES = ("auto", "start", "random", "energy")
 RECIPES = ("reference", "modern")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
@@ -176,6 +177,9 @@ class TrainConfig:
     r1_gamma: float = 0.0
     r2_gamma: float = 0.0  # the same penalty on G's samples (R3GAN: R1 alone diverges)
     reg_every: int = 1  # lazy R1/R2 (StyleGAN2): every N steps with N x gamma
+    # How D sees a real batch and its fakes: apart (two calls, each normalised by its own
+    # BatchNorm statistics) or joint (one call, shared statistics).
+    d_batch: str = "apart"
     instance_noise: float = 0.0
     label_smoothing: float = 0.0
     augment: str = ""  # comma-separated: shift, tmask, fmask
@@ -206,6 +210,9 @@ class TrainConfig:
                              f"r1_gamma={self.r1_gamma}, r2_gamma={self.r2_gamma}")
         if self.reg_every < 1:
             raise ValueError(f"reg_every must be >= 1. Received: reg_every={self.reg_every}")
+        if self.d_batch not in D_BATCHES:
+            raise ValueError(f"d_batch must be one of {D_BATCHES}. Received: "
+                             f"d_batch={self.d_batch!r}")
         if self.eval_every < 0:
             raise ValueError(f"eval_every must be >= 0. Received: eval_every={self.eval_every}")
         if self.precision not in PRECISIONS:

@@ -54,6 +54,12 @@ class GAN(keras.Model):
         average forgets the random initialisation early on (0: constant decay).
       ema_generator: a model of G's architecture to hold that average. Its BatchNorm
         statistics are its own, re-estimated by `refresh_ema_statistics`.
+      joint_batch: D judges each real batch and its fakes in one call, so that its
+        BatchNorm layers normalise both with the same statistics. Apart (the default, and
+        the earlier attempt's way), a BatchNorm D can tell the two batches apart by their
+        statistics as a whole, not only example by example. No effect on a D without
+        normalisation, except the R1/R2 input gradients, which then also carry each
+        example's small share of the batch statistics.
     """
 
     def __init__(self, generator, discriminator, latent_dim: int, n_critic: int = 1,
@@ -62,7 +68,7 @@ class GAN(keras.Model):
                  noise_anneal_steps: int = 1, label_smoothing: float = 0.0,
                  augment: tuple = (), ada_target: float = 0.0, ada_kimg: float = 20.0,
                  ema_decay: float = 0.0, ema_rampup: float = 0.0, ema_generator=None,
-                 **kwargs):
+                 joint_batch: bool = False, **kwargs):
         super().__init__(**kwargs)
         if n_critic < 1:
             raise ValueError(f"n_critic must be at least 1. Received: n_critic={n_critic}")
@@ -76,7 +82,7 @@ class GAN(keras.Model):
         self.ema_generator = ema_generator
         self.latent_dim, self.n_critic = latent_dim, n_critic
         self.gp_weight, self.r1_gamma, self.r2_gamma = gp_weight, r1_gamma, r2_gamma
-        self.reg_every = reg_every
+        self.reg_every, self.joint_batch = reg_every, joint_batch
         self.instance_noise, self.noise_anneal_steps = instance_noise, max(noise_anneal_steps, 1)
         self.real_label = 1.0 - label_smoothing
         self.augmentations = augment_lib.resolve(augment)
@@ -111,6 +117,17 @@ class GAN(keras.Model):
     def _d(self, x, labels):
         return with_labels(self.discriminator, x, labels, training=True)
 
+    def d_pair(self, real, fake, labels, training=True):
+        """D's logits `[b, 1]` on a real batch and its paired fakes: in two calls, or in one
+        when `joint_batch` (then both share BatchNorm's batch statistics)."""
+        if not self.joint_batch:
+            return (with_labels(self.discriminator, real, labels, training=training),
+                    with_labels(self.discriminator, fake, labels, training=training))
+        n = tf.shape(real)[0]
+        logits = with_labels(self.discriminator, tf.concat([real, tf.cast(fake, real.dtype)], 0),
+                             _twice(labels), training=training)
+        return logits[:n], logits[n:]
+
     def _g(self, z, labels):
         return with_labels(self.generator, z, labels, training=True)
 
@@ -142,14 +159,15 @@ class GAN(keras.Model):
         return tf.linalg.global_norm(grads) / cls._loss_scale(optimizer)
 
     def _penalised(self, x, labels, gamma, optimizer):
-        """D(x) `[b, 1]` and the zero-centred penalty gamma/2 ||grad_x D(x)||^2 `[b]`.
+        """D(x) `[b, 1]` and the zero-centred penalty gamma/2 ||grad_x D(x)||^2 `[b]`; gamma
+        is a number or a `[b]` tensor (one per example).
 
         Under mixed_float16 the input gradient runs back through float16 layers, where
         its small values underflow; it is taken of the loss-scaled sum and unscaled after,
         as the weight gradients are. An overflow makes the penalty (so the loss) infinite
         and the loss-scale optimizer skips the step and lowers the scale.
         """
-        if gamma <= 0:
+        if not tf.is_tensor(gamma) and gamma <= 0:
             return self._d(x, labels), tf.zeros([tf.shape(x)[0]])
         scale = self._loss_scale(optimizer)
         with tf.GradientTape() as tape:
@@ -189,12 +207,20 @@ class GAN(keras.Model):
     def _d_grads(self, real, fake, real_in, fake_in, labels, global_batch, reg_scale):
         """D's per-example loss and penalty, its logits, and the gradient of the (loss-scaled)
         mean on D's weights; R1 and R2 weigh `reg_scale` times their gamma."""
+        r1, r2 = reg_scale * self.r1_gamma, reg_scale * self.r2_gamma
         with tf.GradientTape() as tape:
-            real_logits, penalty = self._penalised(real_in, labels, reg_scale * self.r1_gamma,
-                                                   self.d_optimizer)
-            fake_logits, r2 = self._penalised(fake_in, labels, reg_scale * self.r2_gamma,
-                                              self.d_optimizer)
-            penalty = penalty + r2
+            if self.joint_batch:
+                n = tf.shape(real_in)[0]
+                gamma = tf.repeat(tf.constant([r1, r2]), [n, n]) if max(r1, r2) > 0 else 0.0
+                logits, penalty = self._penalised(
+                    tf.concat([real_in, tf.cast(fake_in, real_in.dtype)], 0), _twice(labels),
+                    gamma, self.d_optimizer)
+                real_logits, fake_logits = logits[:n], logits[n:]
+                penalty = penalty[:n] + penalty[n:]
+            else:
+                real_logits, penalty = self._penalised(real_in, labels, r1, self.d_optimizer)
+                fake_logits, p2 = self._penalised(fake_in, labels, r2, self.d_optimizer)
+                penalty = penalty + p2
             per_example = self.d_loss_fn(real_logits, fake_logits, self.real_label)
             if self.loss_name == "wgan-gp":
                 gp = self._gradient_penalty(real, fake, labels)
@@ -219,10 +245,17 @@ class GAN(keras.Model):
         variables = self.generator.trainable_variables
         with tf.GradientTape() as tape:
             fake = self._g(z, labels)
-            fake_logits = self._d(self._d_inputs(fake, step), labels)
-            # A relativistic G loss compares each fake with its paired real example.
-            real_logits = (self._d(self._d_inputs(real, step), labels)
-                           if self.relativistic else None)
+            fake_in = self._d_inputs(fake, step)
+            if self.joint_batch:
+                real_logits, fake_logits = self.d_pair(self._d_inputs(real, step), fake_in,
+                                                       labels)
+            else:
+                fake_logits = self._d(fake_in, labels)
+                # A relativistic G loss compares each fake with its paired real example.
+                real_logits = (self._d(self._d_inputs(real, step), labels)
+                               if self.relativistic else None)
+            if not self.relativistic:
+                real_logits = None
             loss = tf.reduce_sum(self.g_loss_fn(fake_logits, real_logits)) / global_batch
             scaled = self.g_optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, variables)
@@ -313,3 +346,8 @@ class GAN(keras.Model):
         for name, value in values.items():
             self.trackers[name].update_state(value)
         return {name: t.result() for name, t in self.trackers.items()}
+
+
+def _twice(labels):
+    """Class labels for a batch that holds the real examples and then their fakes."""
+    return None if labels is None else tf.concat([labels, labels], 0)

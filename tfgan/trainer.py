@@ -124,7 +124,8 @@ def build_gan(config: Config, strategy: tf.distribute.Strategy, precision: str) 
                   instance_noise=t.instance_noise,
                   noise_anneal_steps=t.steps, label_smoothing=t.label_smoothing,
                   augment=t.augment, ada_target=t.ada_target, ada_kimg=t.ada_kimg,
-                  ema_decay=t.ema_decay, ema_rampup=t.ema_rampup, ema_generator=ema)
+                  ema_decay=t.ema_decay, ema_rampup=t.ema_rampup, ema_generator=ema,
+                  joint_batch=t.d_batch == "joint")
 
         def optimizer(lr):
             opt = keras.optimizers.Adam(lr, beta_1=t.beta_1, beta_2=t.beta_2)

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 
 from tfgan import augment
-from tfgan.config import (D_NORMS, PRECISIONS, PRESETS, RECIPES, SCALES, SLICES, STRATEGIES,
+from tfgan.config import (D_BATCHES, D_NORMS, PRECISIONS, PRESETS, RECIPES, SCALES, SLICES, STRATEGIES,
                           Config, discriminator_names, loss_names, with_recipe)
 
 # flag dest -> (config section, field). Every flag defaults to None: "not given", so that a
@@ -19,7 +19,7 @@ FLAG_FIELDS = {
     "sample_rate": ("data", "sample_rate"), "hop_length": ("data", "hop_length"),
     "beta_1": ("train", "beta_1"), "beta_2": ("train", "beta_2"),
     "r2_gamma": ("train", "r2_gamma"), "reg_every": ("train", "reg_every"),
-    "eval_every": ("train", "eval_every"),
+    "eval_every": ("train", "eval_every"), "d_batch": ("train", "d_batch"),
 
     "steps": ("train", "steps"), "batch_size": ("train", "batch_size"),
     "loss": ("train", "loss"), "lr": ("train", "lr"), "d_lr_scale": ("train", "d_lr_scale"),
@@ -103,6 +103,9 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--reg-every", type=int, metavar="N",
                    help="lazy R1/R2: computed every N steps with N x gamma (StyleGAN2; "
                         "default 1, every step)")
+    g.add_argument("--d-batch", choices=D_BATCHES,
+                   help="apart: D judges real and fake batches in two calls, each with its own "
+                        "BatchNorm statistics (default); joint: in one call, sharing them")
     g.add_argument("--instance-noise", type=float,
                    help="std of noise added to D's inputs, annealed to 0 over the run")
     g.add_argument("--label-smoothing", type=float,

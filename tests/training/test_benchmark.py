@@ -222,6 +222,33 @@ def test_clean_balance_ignores_smoothing_noise_and_augmentation():
     assert np.isfinite(out[0]["clean_d_loss"])
 
 
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_clean_balance_judges_real_and_fake_as_the_train_step_does(norm):
+    """A D trained on joint batches is asked on a joint batch: with BatchNorm the verdict
+    differs from two calls on the same weights; without normalisation it cannot."""
+    import tensorflow as tf
+
+    from tfgan.eval.live import CleanBalance
+    from tfgan.gan import GAN
+    from tfgan.models import Generator, build_discriminator
+
+    g = Generator(100, 64, 4)
+    d = build_discriminator("simple", size=64, base_width=4, norm=norm)
+    d(tf.zeros([1, 64, 64, 1]))
+    d.logit.kernel.assign(tf.random.stateless_normal(d.logit.kernel.shape, [4, 5], 0, 0.05))
+    real = tf.random.stateless_uniform([8, 64, 64, 1], seed=[1, 2], minval=-1, maxval=1)
+    batches = [(real, tf.zeros([8], tf.int32))] * 2
+    gaps = []
+    for joint in (False, True):
+        gan = GAN(g, d, 100, joint_batch=joint)
+        gan.compile(d_optimizer=None, g_optimizer=None)
+        gaps.append(CleanBalance(gan, batches, 100, seed=3)(step=10)["clean_gap"])
+    if norm == "batch":
+        assert abs(gaps[0] - gaps[1]) > 1e-3, gaps
+    else:
+        assert gaps[0] == pytest.approx(gaps[1], abs=1e-5)
+
+
 def test_a_stop_signal_to_the_benchmark_stops_its_cell_resumably(tmp_path, data_dir):
     """SIGTERM to the benchmark alone: its training child checkpoints and stops too."""
     import psutil

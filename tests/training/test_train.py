@@ -161,6 +161,8 @@ if sys.argv[2] == "lazy":  # step 0 of lazy R1/R2 takes the penalised branch of 
     except ValueError as e:
         assert "--d-norm none" in str(e), e
     c = dataclasses.replace(c, model=dataclasses.replace(c.model, d_norm="none"))
+if sys.argv[2] == "joint":  # real and fake in one D call: synchronised statistics over both
+    c = dataclasses.replace(c, train=dataclasses.replace(c.train, d_batch="joint"))
 rng = np.random.default_rng(0)
 batch = {"real": np.tanh(rng.normal(size=(8, 64, 64, 1))).astype("float32"),
          "z": rng.normal(size=(8, 2, 100)).astype("float32")}
@@ -212,7 +214,8 @@ print(json.dumps({"two": relative_change(one, two), "perm": relative_change(one,
 
 
 @pytest.mark.parametrize("disc, kind", [("simple", "plain"), ("resnet9", "plain"),
-                                        ("simple", "conditional"), ("simple", "lazy")])
+                                        ("simple", "conditional"), ("simple", "lazy"),
+                                        ("simple", "joint")])
 def test_one_and_two_replicas_give_the_same_update(disc, kind):
     proc = subprocess.run([sys.executable, "-c", REPLICA_SCRIPT, disc, kind], cwd=ROOT,
                           env=_env(),

@@ -154,7 +154,8 @@ class CleanBalance:
     """D's verdict on clean inputs: a fresh real batch and a fresh batch of G(z).
 
     Called by the metrics logger at every log line. The models run as they do in a train
-    step (training-mode BatchNorm, real and fake batches apart) but without augmentation,
+    step (training-mode BatchNorm, real and fake batches apart or joint as D is trained;
+    see `GAN.joint_batch`) but without augmentation,
     instance noise or label smoothing, and the BatchNorm moving statistics the calls
     update are put back, so training is unchanged.
 
@@ -183,10 +184,8 @@ class CleanBalance:
                                        seed=[self.seed, 1_000_003 + step])
         try:
             fake = with_labels(g, z, labels, training=True)
-            real_logits = tf.reshape(tf.cast(with_labels(d, real, labels, training=True),
-                                             tf.float32), [-1])
-            fake_logits = tf.reshape(tf.cast(with_labels(d, fake, labels, training=True),
-                                             tf.float32), [-1])
+            real_logits, fake_logits = (tf.reshape(tf.cast(x, tf.float32), [-1])
+                                        for x in self.gan.d_pair(real, fake, labels))
         finally:
             for v, value in state:
                 v.assign(value)
