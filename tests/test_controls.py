@@ -154,6 +154,34 @@ def test_a_joint_batch_shares_batchnorm_statistics_between_real_and_fake():
     assert not np.allclose(joint.d_pair(real, shifted, None)[0], r_joint, atol=1e-3)
 
 
+def test_a_joint_train_step_is_the_hand_computed_loss_of_one_d_call():
+    """BatchNorm D, D's lr 0 (so the G step sees the same D): both losses of a joint step
+    are the non-saturating losses of D on [real; fakes] in one call, not on two calls."""
+    def sp(x):
+        return np.log1p(np.exp(x))
+
+    losses = {}
+    for joint in (True, False):
+        gan = make_gan(joint_batch=joint, d_lr=0.0)
+        start_off_neutral(gan)
+        data = batch(0)
+        g, d, real = gan.generator, gan.discriminator, data["real"]
+        fakes = [g(data["z"][:, i], training=True) for i in (0, 1)]
+        if joint:
+            both = d(tf.concat([real, fakes[0]], 0), training=True).numpy()[:, 0]
+            d_real, d_fake = both[:B], both[B:]
+            g_fake = d(tf.concat([real, fakes[1]], 0), training=True).numpy()[B:, 0]
+        else:
+            d_real = d(real, training=True).numpy()[:, 0]
+            d_fake = d(fakes[0], training=True).numpy()[:, 0]
+            g_fake = d(fakes[1], training=True).numpy()[:, 0]
+        got = step(gan, 0)
+        assert got["d_loss"] == pytest.approx(np.mean(sp(-d_real) + sp(d_fake)), rel=1e-4)
+        assert got["g_loss"] == pytest.approx(np.mean(sp(-g_fake)), rel=1e-4)
+        losses[joint] = got["d_loss"]
+    assert losses[True] != pytest.approx(losses[False], rel=1e-3)  # the two modes differ
+
+
 @pytest.mark.parametrize("loss", ["nonsaturating", "rpgan"])
 def test_without_normalisation_joint_and_apart_train_alike(loss):
     """With no BatchNorm in D each logit depends on its own input only, so one joint call

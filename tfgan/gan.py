@@ -57,9 +57,12 @@ class GAN(keras.Model):
       joint_batch: D judges each real batch and its fakes in one call, so that its
         BatchNorm layers normalise both with the same statistics. Apart (the default, and
         the earlier attempt's way), a BatchNorm D can tell the two batches apart by their
-        statistics as a whole, not only example by example. No effect on a D without
-        normalisation, except the R1/R2 input gradients, which then also carry each
-        example's small share of the batch statistics.
+        statistics as a whole, not only example by example. With BatchNorm, R1's and R2's
+        input gradients then also carry each example's share of the joint statistics.
+        A D without normalisation computes the same either way (spectral norm aside: its
+        power iteration then advances once per D call instead of twice). Under float16,
+        when only one of R1/R2 is on, the other half's input gradient is still computed,
+        and its overflow skips the step as any overflow does.
     """
 
     def __init__(self, generator, discriminator, latent_dim: int, n_critic: int = 1,
@@ -123,10 +126,9 @@ class GAN(keras.Model):
         if not self.joint_batch:
             return (with_labels(self.discriminator, real, labels, training=training),
                     with_labels(self.discriminator, fake, labels, training=training))
-        n = tf.shape(real)[0]
-        logits = with_labels(self.discriminator, tf.concat([real, tf.cast(fake, real.dtype)], 0),
-                             _twice(labels), training=training)
-        return logits[:n], logits[n:]
+        x, both = _joint(real, fake, labels)
+        logits = with_labels(self.discriminator, x, both, training=training)
+        return _halves(logits)
 
     def _g(self, z, labels):
         return with_labels(self.generator, z, labels, training=True)
@@ -210,13 +212,12 @@ class GAN(keras.Model):
         r1, r2 = reg_scale * self.r1_gamma, reg_scale * self.r2_gamma
         with tf.GradientTape() as tape:
             if self.joint_batch:
+                x, both = _joint(real_in, fake_in, labels)
                 n = tf.shape(real_in)[0]
                 gamma = tf.repeat(tf.constant([r1, r2]), [n, n]) if max(r1, r2) > 0 else 0.0
-                logits, penalty = self._penalised(
-                    tf.concat([real_in, tf.cast(fake_in, real_in.dtype)], 0), _twice(labels),
-                    gamma, self.d_optimizer)
-                real_logits, fake_logits = logits[:n], logits[n:]
-                penalty = penalty[:n] + penalty[n:]
+                logits, penalty = self._penalised(x, both, gamma, self.d_optimizer)
+                (real_logits, fake_logits), (penalty, p2) = _halves(logits), _halves(penalty)
+                penalty = penalty + p2
             else:
                 real_logits, penalty = self._penalised(real_in, labels, r1, self.d_optimizer)
                 fake_logits, p2 = self._penalised(fake_in, labels, r2, self.d_optimizer)
@@ -348,6 +349,13 @@ class GAN(keras.Model):
         return {name: t.result() for name, t in self.trackers.items()}
 
 
-def _twice(labels):
-    """Class labels for a batch that holds the real examples and then their fakes."""
-    return None if labels is None else tf.concat([labels, labels], 0)
+def _joint(real, fake, labels):
+    """One batch of the real examples followed by their fakes, and its class labels."""
+    x = tf.concat([real, tf.cast(fake, real.dtype)], 0)
+    return x, None if labels is None else tf.concat([labels, labels], 0)
+
+
+def _halves(x):
+    """The real and the fake half of a joint batch's outputs."""
+    n = tf.shape(x)[0] // 2
+    return x[:n], x[n:]

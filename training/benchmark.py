@@ -172,7 +172,7 @@ class Cell:
               f"{' '.join(argv)}", file=stream, flush=True)
         t0 = time.perf_counter()
 
-        def record(status: str, code) -> float:  # wall time adds up over sittings
+        def write_record(status: str, code) -> float:  # wall time adds up over sittings
             wall = time.perf_counter() - t0 + r.get("wall_seconds", 0.0)
             self.record_path.write_text(json.dumps({"argv": self.argv, "data": self.data,
                                                     "status": status, "exit": code,
@@ -187,10 +187,10 @@ class Cell:
             except BaseException:  # Ctrl-C or SIGTERM: let the cell checkpoint and stop
                 child.send_signal(signal.SIGTERM)
                 child.wait()
-                record("stopped", child.returncode)
+                write_record("stopped", child.returncode)
                 raise
         status = {0: "done", DIVERGED: "diverged"}.get(code, "stopped")
-        wall = record(status, code)
+        wall = write_record(status, code)
         print(f"== {dataset_label(self.data)}/{self.name}: {status} (exit {code}, "
               f"{wall / 60:.1f} min)", file=stream, flush=True)
         if status == "stopped":

@@ -6,8 +6,8 @@ import argparse
 import dataclasses
 
 from tfgan import augment
-from tfgan.config import (D_BATCHES, D_NORMS, PRECISIONS, PRESETS, RECIPES, SCALES, SLICES, STRATEGIES,
-                          Config, discriminator_names, loss_names, with_recipe)
+from tfgan.config import (D_BATCHES, D_NORMS, PRECISIONS, PRESETS, RECIPES, SCALES, SLICES,
+                          STRATEGIES, Config, discriminator_names, loss_names, with_recipe)
 
 # flag dest -> (config section, field). Every flag defaults to None: "not given", so that a
 # resumed run keeps its saved value unless the flag is passed again.

@@ -243,6 +243,9 @@ keras.mixed_precision.set_global_policy(policy)
 c = preset("cpu")
 c = dataclasses.replace(c, model=dataclasses.replace(c.model, base_width=4),
                         train=dataclasses.replace(c.train, batch_size=4))
+if sys.argv[2] == "joint":  # joint batches with lazy R1/R2: per-example gammas in a cond
+    c = dataclasses.replace(c, train=dataclasses.replace(c.train, d_batch="joint",
+                                                         reg_every=2))
 gan = build_gan(c, tf.distribute.get_strategy(), policy)
 rng = np.random.default_rng(0)
 batch = {"real": np.tanh(rng.normal(size=(4, 64, 64, 1))).astype("float32"),
@@ -263,9 +266,12 @@ print(json.dumps({
 """
 
 
-@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-def test_mixed_precision_step(policy):
-    proc = subprocess.run([sys.executable, "-c", MIXED_SCRIPT, policy], cwd=ROOT, env=_env(),
+@pytest.mark.parametrize("policy, batches", [("mixed_float16", "apart"),
+                                             ("mixed_bfloat16", "apart"),
+                                             ("mixed_float16", "joint")])
+def test_mixed_precision_step(policy, batches):
+    proc = subprocess.run([sys.executable, "-c", MIXED_SCRIPT, policy, batches], cwd=ROOT,
+                          env=_env(),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -6,8 +6,10 @@ statistics. A BatchNorm D can then tell the batches apart by their statistics as
 (their spread, say), not only clip by clip. This probe loads a finished run's last
 checkpoint and measures how often D ranks a real clip above its paired fake three ways:
 
-  apart      real and fake in separate training-mode batches (the train step; the logs)
+  apart      real and fake in separate training-mode batches (`--d-batch apart`, the
+             default train step, and what its logs report)
   mixed      one training-mode batch holding both, so both share its statistics
+             (`--d-batch joint`)
   inference  BatchNorm's moving statistics, each clip on its own
 
 For a D without normalisation the three agree. Usage:
@@ -15,7 +17,7 @@ For a D without normalisation the three agree. Usage:
   python training/experiments/bn_probe.py RUN [RUN ...] [--batches 8] [--out FILE.md]
 """
 import argparse
-import sys
+import io
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +41,7 @@ def probe(run_dir: str, batches: int) -> dict:
     config = trainer.with_classes(config, scan, config)
     gan = trainer.build_gan(config, tf.distribute.get_strategy(), precision)
     checkpoints = RunCheckpoints(gan, run, config.train.checkpoint_every)
-    if not checkpoints.restore(open("/dev/null", "w")):
+    if not checkpoints.restore(io.StringIO()):
         raise SystemExit(f"{run_dir} has no checkpoint")
     ds = pipeline.make_dataset(scan, config.data, run.load_stats(), config.train.batch_size,
                                training=True, seed=123, with_labels=True)
@@ -47,11 +49,10 @@ def probe(run_dir: str, batches: int) -> dict:
     conditional = bool(getattr(g, "num_classes", 0))
     saved = [(v, v.numpy()) for v in g.non_trainable_variables + d.non_trainable_variables]
 
-    def logits(x, labels, training):
-        return tf.reshape(tf.cast(with_labels(d, x, labels, training=training), tf.float32),
-                          [-1])
-
-    def ranked(r, f):
+    def ranked(real, fake, labels, joint, training=True):
+        gan.joint_batch = joint
+        r, f = (tf.reshape(tf.cast(x, tf.float32), [-1])
+                for x in gan.d_pair(real, fake, labels, training=training))
         return float(tf.reduce_mean(tf.cast(r > f, tf.float32)))
 
     out = {"apart": [], "mixed": [], "inference": []}
@@ -61,12 +62,9 @@ def probe(run_dir: str, batches: int) -> dict:
         labels = tf.cast(labels, tf.int32) if conditional else None
         z = tf.random.stateless_normal([n, config.model.latent_dim], seed=[7, i])
         fake = tf.cast(with_labels(g, z, labels, training=True), tf.float32)
-        out["apart"].append(ranked(logits(real, labels, True), logits(fake, labels, True)))
-        both = logits(tf.concat([real, fake], 0),
-                      tf.concat([labels, labels], 0) if conditional else None, True)
-        out["mixed"].append(ranked(both[:n], both[n:]))
-        out["inference"].append(ranked(logits(real, labels, False),
-                                       logits(fake, labels, False)))
+        out["apart"].append(ranked(real, fake, labels, joint=False))
+        out["mixed"].append(ranked(real, fake, labels, joint=True))
+        out["inference"].append(ranked(real, fake, labels, joint=False, training=False))
         for v, value in saved:  # training-mode calls moved the moving statistics
             v.assign(value)
     return {"run": run_dir, "d_norm": config.model.d_norm, "step": checkpoints.step,
@@ -89,7 +87,7 @@ def main(argv=None) -> None:
     if a.out:
         Path(a.out).write_text(
             f"# {__doc__.splitlines()[0]}\n\nCommand: `python training/experiments/bn_probe.py "
-            f"{' '.join(sys.argv[1:])}` ({a.batches} batches per run)\n\n"
+            f"{' '.join(a.runs)} --batches {a.batches} --out {a.out}`\n\n"
             + "\n".join(lines) + "\n")
 
 
