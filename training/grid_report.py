@@ -344,8 +344,11 @@ def markdown(report: dict) -> str:
              "real-vs-real FD of two disjoint real halves; balance is D's verdict on clean "
              "inputs (no augmentation, noise or smoothing).", "",
              f"Command: `{meta.get('command', 'python -m training.benchmark')}`", "",
-             f"Grid time so far: {report['grid_minutes']:.0f} min of training and evaluation "
-             f"on {meta['cpu_count']} CPU cores.", "",
+             f"Grid time{' so far' if report['missing'] else ''}: "
+             f"{report['grid_minutes']:.0f} min of training and evaluation on "
+             f"{meta['cpu_count']} CPU cores"
+             + (f" ({len(report['missing'])} of the grid's cells still to run)."
+                if report["missing"] else ", every cell finished."), "",
              "## Conclusion", "",
              "A difference is stated only where the two arms' seed ranges do not overlap.", "",
              report["conclusion"], "", "## Arms", ""]

@@ -59,6 +59,10 @@ def test_smoke_run_writes_a_report_that_says_inconclusive(smoke):
         assert 0 <= cell["rank"] <= 1 and cell["ndb_k"] is not None
     md = (out / "report.md").read_text()
     assert "## Conclusion" in md and "inconclusive" in md
+    assert "every cell finished" in md and "so far" not in md
+    partial = grid_report.markdown({**rep, "missing": ["builtin/simple-reference-s1"]})
+    assert "Grid time so far" in partial and "1 of the grid's cells still to run" in partial
+    assert "Not yet run (1): builtin/simple-reference-s1" in partial
     for png in rep["plots"].values():
         assert (out / png).stat().st_size > 2000
     for files in rep["samples"].values():
