@@ -107,13 +107,18 @@ def input_grad_norm(d, x):
     return float(tf.norm(tape.gradient(total, x)))
 
 
+def move_d_off_neutral(gan):
+    """D starts neutral (a zero logit layer: every logit 0, no input gradient); give its
+    logit layer small random weights, the same for every GAN, so both are non-zero."""
+    kernel = np.random.default_rng(0).normal(0, 0.05, gan.discriminator.logit.kernel.shape)
+    gan.discriminator.logit.kernel.assign(kernel.astype(np.float32))
+
+
 def test_r1_adds_a_penalty_and_flattens_d_on_real_data():
     """R1 (gamma/2 E||grad D(x)||^2) shows up as the gp metric and shrinks grad_x D(x)."""
     plain, r1 = make_gan(d_lr=1e-3), make_gan(r1_gamma=10.0, d_lr=1e-3)
-    # D starts neutral (a zero logit layer, so no input gradient); start it elsewhere.
-    kernel = np.random.default_rng(0).normal(0, 0.05, plain.discriminator.logit.kernel.shape)
     for gan in (plain, r1):
-        gan.discriminator.logit.kernel.assign(kernel.astype(np.float32))
+        move_d_off_neutral(gan)
     x = real_batch(0)
     assert input_grad_norm(plain.discriminator, x) == pytest.approx(
         input_grad_norm(r1.discriminator, x), rel=1e-5)  # same start
@@ -129,18 +134,12 @@ def test_r1_adds_a_penalty_and_flattens_d_on_real_data():
 # ------------------------------------------------------------------ joint D batches
 
 
-def start_off_neutral(gan, seed=0):
-    """D starts neutral (a zero logit layer: every logit 0, no input gradient)."""
-    kernel = np.random.default_rng(seed).normal(0, 0.05, gan.discriminator.logit.kernel.shape)
-    gan.discriminator.logit.kernel.assign(kernel.astype(np.float32))
-
-
 def test_a_joint_batch_shares_batchnorm_statistics_between_real_and_fake():
     """Apart, a BatchNorm D's verdict on the real batch ignores the fakes; joint, it is D
     on the two batches as one, so shifting the fakes moves the real logits too."""
     apart, joint = make_gan(), make_gan(joint_batch=True)
-    start_off_neutral(apart)
-    start_off_neutral(joint)
+    move_d_off_neutral(apart)
+    move_d_off_neutral(joint)
     real = real_batch(0)
     fake = tf.random.stateless_uniform(real.shape, seed=[5, 6], minval=-1, maxval=1)
     shifted = fake + 0.5
@@ -163,7 +162,7 @@ def test_a_joint_train_step_is_the_hand_computed_loss_of_one_d_call():
     losses = {}
     for joint in (True, False):
         gan = make_gan(joint_batch=joint, d_lr=0.0)
-        start_off_neutral(gan)
+        move_d_off_neutral(gan)
         data = batch(0)
         g, d, real = gan.generator, gan.discriminator, data["real"]
         fakes = [g(data["z"][:, i], training=True) for i in (0, 1)]
@@ -191,7 +190,7 @@ def test_without_normalisation_joint_and_apart_train_alike(loss):
         d = build_discriminator("simple", size=SIZE, base_width=4, norm="none")
         made = make_gan(d=d, loss=loss, r1_gamma=0.1, r2_gamma=0.3, joint_batch=joint,
                         d_lr=1e-3)
-        start_off_neutral(made)
+        move_d_off_neutral(made)
         return made
 
     apart, joint = gan(False), gan(True)

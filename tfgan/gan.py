@@ -216,12 +216,11 @@ class GAN(keras.Model):
                 n = tf.shape(real_in)[0]
                 gamma = tf.repeat(tf.constant([r1, r2]), [n, n]) if max(r1, r2) > 0 else 0.0
                 logits, penalty = self._penalised(x, both, gamma, self.d_optimizer)
-                (real_logits, fake_logits), (penalty, p2) = _halves(logits), _halves(penalty)
-                penalty = penalty + p2
+                (real_logits, fake_logits), (p1, p2) = _halves(logits), _halves(penalty)
             else:
-                real_logits, penalty = self._penalised(real_in, labels, r1, self.d_optimizer)
+                real_logits, p1 = self._penalised(real_in, labels, r1, self.d_optimizer)
                 fake_logits, p2 = self._penalised(fake_in, labels, r2, self.d_optimizer)
-                penalty = penalty + p2
+            penalty = p1 + p2
             per_example = self.d_loss_fn(real_logits, fake_logits, self.real_label)
             if self.loss_name == "wgan-gp":
                 gp = self._gradient_penalty(real, fake, labels)
@@ -247,16 +246,15 @@ class GAN(keras.Model):
         with tf.GradientTape() as tape:
             fake = self._g(z, labels)
             fake_in = self._d_inputs(fake, step)
+            # A relativistic G loss compares each fake with its paired real example.
             if self.joint_batch:
                 real_logits, fake_logits = self.d_pair(self._d_inputs(real, step), fake_in,
                                                        labels)
+                real_logits = real_logits if self.relativistic else None
             else:
                 fake_logits = self._d(fake_in, labels)
-                # A relativistic G loss compares each fake with its paired real example.
                 real_logits = (self._d(self._d_inputs(real, step), labels)
                                if self.relativistic else None)
-            if not self.relativistic:
-                real_logits = None
             loss = tf.reduce_sum(self.g_loss_fn(fake_logits, real_logits)) / global_batch
             scaled = self.g_optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, variables)
