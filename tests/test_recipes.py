@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from tfgan import losses
-from tfgan.config import Config, penalty_gamma, preset, with_recipe
+from tfgan.config import LAZY_REG_EVERY, Config, penalty_gamma, preset, reg_every_for, with_recipe
 from tfgan.gan import GAN
 from tfgan.models import Generator, build_discriminator
 from training import cli
@@ -49,6 +49,31 @@ def test_explicit_flags_win_over_the_recipe():
     assert c.train.loss == "rpgan"  # from the recipe
     assert c.train.beta_1 == 0.5 and c.model.d_norm == "none" and c.train.r2_gamma == 0
     assert c.train.ema_decay == 0.99
+
+
+def test_lazy_r1_r2_is_auto_in_the_modern_recipe_and_explicit_values_win():
+    modern, reference = preset("cpu", "modern"), preset("cpu", "reference")
+    assert modern.train.reg_every == 0 and reference.train.reg_every == 1
+    assert modern.train.steps == 4000  # the lazy saving, spent on steps (README, Quality)
+    assert reg_every_for(modern, replicas=1) == LAZY_REG_EVERY == 4
+    # Several replicas synchronise a BatchNorm D, which cannot run inside the lazy cond.
+    assert reg_every_for(modern, replicas=2) == 1
+    free = dataclasses.replace(modern, model=dataclasses.replace(modern.model, d_norm="none"))
+    assert reg_every_for(free, replicas=2) == LAZY_REG_EVERY
+    assert reg_every_for(reference, replicas=1) == 1
+    every = cli.apply_flags(preset("cpu"), _flags("--reg-every", "1")).validate()
+    assert reg_every_for(every, replicas=1) == 1
+    auto = cli.apply_flags(reference, _flags("--reg-every", "0")).validate()
+    assert reg_every_for(auto, replicas=1) == LAZY_REG_EVERY
+    with pytest.raises(ValueError, match="reg_every must be >= 0"):
+        cli.apply_flags(preset("cpu"), _flags("--reg-every", "-1")).validate()
+
+
+def test_auto_lazy_interval_reaches_the_gan():
+    from tfgan.trainer import build_gan
+
+    c = cli.apply_flags(preset("cpu"), _flags("--base-width", "4"))
+    assert build_gan(c, tf.distribute.get_strategy(), "float32").reg_every == LAZY_REG_EVERY
 
 
 def test_d_batch_flag_reaches_the_gan():

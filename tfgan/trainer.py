@@ -43,7 +43,7 @@ import tensorflow as tf
 
 from tfgan import callbacks as cb
 from tfgan.checkpoint_layout import optimizer_variables
-from tfgan.config import Config
+from tfgan.config import Config, reg_every_for
 from tfgan.data import pipeline, shards
 from tfgan.eval.live import CleanBalance, build_held_out, make_quality_monitor
 from tfgan.gan import GAN
@@ -94,12 +94,13 @@ def build_gan(config: Config, strategy: tf.distribute.Strategy, precision: str) 
     """Builds and compiles G, D (and the EMA copy of G) under `strategy`'s scope."""
     m, t = config.model, config.train
     sync = strategy.num_replicas_in_sync > 1
-    if sync and t.reg_every > 1 and m.d_norm == "batch" and max(t.r1_gamma, t.r2_gamma) > 0:
+    reg_every = reg_every_for(config, strategy.num_replicas_in_sync)
+    if sync and reg_every > 1 and m.d_norm == "batch" and max(t.r1_gamma, t.r2_gamma) > 0:
         raise ValueError(
             f"--reg-every {t.reg_every} needs a single replica or --d-norm none: with "
             f"{strategy.num_replicas_in_sync} replicas D's BatchNorm synchronises them, and "
             "TensorFlow cannot synchronise inside the step's every-N-steps condition. "
-            "Use --reg-every 1 (the default).")
+            "Use --reg-every 1, or 0 (auto).")
     with strategy.scope():
         def make_g():
             g = Generator(m.latent_dim, m.height, m.base_width, sync_batchnorm=sync,
@@ -120,7 +121,7 @@ def build_gan(config: Config, strategy: tf.distribute.Strategy, precision: str) 
         with_labels(disc, tf.zeros([1, m.height, m.width, 1]),
                     balanced_labels(1, m.num_classes), training=False)
         gan = GAN(generator, disc, m.latent_dim, n_critic=t.n_critic, gp_weight=t.gp_weight,
-                  r1_gamma=t.r1_gamma, r2_gamma=t.r2_gamma, reg_every=t.reg_every,
+                  r1_gamma=t.r1_gamma, r2_gamma=t.r2_gamma, reg_every=reg_every,
                   instance_noise=t.instance_noise,
                   noise_anneal_steps=t.steps, label_smoothing=t.label_smoothing,
                   augment=t.augment, ada_target=t.ada_target, ada_kimg=t.ada_kimg,

@@ -80,7 +80,7 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--recipe", choices=RECIPES,
                    help="a named set of training defaults (see README): reference (the "
                         "earlier attempt's) or modern (R3GAN-style); flags you pass win")
-    g.add_argument("--steps", type=int, help="generator updates in total (cpu preset: 3000)")
+    g.add_argument("--steps", type=int, help="generator updates in total (cpu preset: 4000)")
     g.add_argument("--batch-size", type=int, help="global batch size (cpu preset: 32)")
     g.add_argument("--loss", choices=loss_names(),
                    help="GAN loss (modern recipe: rpgan; reference: nonsaturating BCE)")
@@ -101,8 +101,9 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
                    help="zero-centred gradient penalty gamma/2 E|grad D|^2 on real data (R1)")
     g.add_argument("--r2-gamma", type=float, help="the same penalty on generated data (R2)")
     g.add_argument("--reg-every", type=int, metavar="N",
-                   help="lazy R1/R2: computed every N steps with N x gamma (StyleGAN2; "
-                        "default 1, every step)")
+                   help="lazy R1/R2: computed every N D updates with N x gamma (StyleGAN2); "
+                        "0 is auto, the modern recipe's: 4, or 1 where several replicas "
+                        "synchronise D's BatchNorm; reference: 1")
     g.add_argument("--d-batch", choices=D_BATCHES,
                    help="apart: D judges real and fake batches in two calls, each with its own "
                         "BatchNorm statistics (default); joint: in one call, sharing them")

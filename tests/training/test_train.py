@@ -160,6 +160,10 @@ if sys.argv[2] == "lazy":  # step 0 of lazy R1/R2 takes the penalised branch of 
         raise SystemExit("lazy R1/R2 with a BatchNorm D on two replicas was not refused")
     except ValueError as e:
         assert "--d-norm none" in str(e), e
+    # Auto (the modern recipe's 0) falls back to every step here instead of being refused.
+    auto = dataclasses.replace(c, train=dataclasses.replace(c.train, reg_every=0))
+    assert build_gan(auto, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
+                     "float32").reg_every == 1
     c = dataclasses.replace(c, model=dataclasses.replace(c.model, d_norm="none"))
 if sys.argv[2] == "joint":  # real and fake in one D call: synchronised statistics over both
     c = dataclasses.replace(c, train=dataclasses.replace(c.train, d_batch="joint"))
