@@ -69,6 +69,16 @@ def test_lazy_r1_r2_is_auto_in_the_modern_recipe_and_explicit_values_win():
         cli.apply_flags(preset("cpu"), _flags("--reg-every", "-1")).validate()
 
 
+def test_resuming_with_the_runs_own_recipe_keeps_what_it_was_started_with():
+    # A modern run from before lazy R1/R2, with an explicit beta_1, as its config.json holds.
+    old = Config.from_dict(preset("cpu").to_dict())
+    old = dataclasses.replace(old, train=dataclasses.replace(old.train, reg_every=1, beta_1=0.5))
+    c = cli.apply_flags(old, _flags("--recipe", "modern")).validate()
+    assert c.train.reg_every == 1 and c.train.beta_1 == 0.5
+    # Another recipe is still applied.
+    assert cli.apply_flags(old, _flags("--recipe", "reference")).train.loss == "nonsaturating"
+
+
 def test_auto_lazy_interval_reaches_the_gan():
     from tfgan.trainer import build_gan
 

@@ -294,6 +294,9 @@ def train(config: Config, run_dir, resume: bool = False, loop: str = "fit",
     run.check_free_space(estimate_run_bytes(config, gan))
     if chief and strategy.num_replicas_in_sync > 1:
         print(f"{sync_summary(strategy)} in sync", file=stream, flush=True)
+    if chief and config.train.reg_every == 0 and max(gan.r1_gamma, gan.r2_gamma) > 0:
+        print(f"R1/R2 on every {gan.reg_every} D update(s) (--reg-every 0, auto)",
+              file=stream, flush=True)
     if resume and run.stats_path.exists():
         stats = run.load_stats()
     else:

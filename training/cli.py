@@ -134,7 +134,9 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
 
 def apply_flags(config: Config, args: argparse.Namespace) -> Config:
     """`config` with the recipe, then every flag the user gave, written into it."""
-    if getattr(args, "recipe", None):
+    # A recipe the config already has is not applied again: on --resume that would reset
+    # what the run was started with (its explicit flags, or an older recipe's defaults).
+    if getattr(args, "recipe", None) and args.recipe != config.train.recipe:
         config = with_recipe(config, args.recipe)
     sections = {"data": {}, "model": {}, "train": {}}
     for dest, (section, field) in FLAG_FIELDS.items():

@@ -71,6 +71,19 @@ def test_smoke_run_writes_a_report_that_says_inconclusive(smoke):
     assert first.stdout.count("python -m training.run") == 2
 
 
+def test_the_grid_keeps_r1_r2_on_every_step_as_its_cells_ran():
+    """The modern recipe's lazy R1/R2 came after the grid; its modern arms keep every step."""
+    from tfgan.config import preset, reg_every_for
+    from training import cli, run
+
+    args = benchmark.parse_args(["--out", "unused"])
+    cell = benchmark.Cell(Path("unused"), "builtin", "simple-modern", 0, benchmark.ARMS["simple-modern"],
+                benchmark.shared_flags(args))
+    config = cli.apply_flags(preset("cpu"), run.parse_args(cell.argv)).validate()
+    assert config.train.recipe == "modern" and config.train.r1_gamma > 0
+    assert reg_every_for(config, replicas=1) == 1
+
+
 def test_finished_cells_are_skipped(smoke):
     out, argv, cache, _ = smoke
     log = next((out / "runs").glob("*/simple-reference-s0")) / "train.log"

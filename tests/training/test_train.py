@@ -54,9 +54,11 @@ def test_run_writes_the_contract_and_resumes(tmp_path, data_dir, disc):
                     TF_CPP_MIN_LOG_LEVEL="2")
     assert "1 skipped" in first.stdout + first.stderr
     assert not NATIVE_LOG.search(first.stdout + first.stderr), first.stderr
+    assert "R1/R2 on every 4 D update(s) (--reg-every 0, auto)" in first.stdout
 
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["disc"] == disc and config["train"]["steps"] == 6
+    assert config["train"]["reg_every"] == 0  # auto, as the modern recipe sets it
     assert config["data"]["data_dir"] == str(data_dir) and config["version"] == 2
     stats = json.loads((run / "stats.json").read_text())
     assert len(stats["mean"]) == len(stats["std"]) == 64
@@ -245,8 +247,9 @@ policy = sys.argv[1]
 keras.utils.set_random_seed(0)
 keras.mixed_precision.set_global_policy(policy)
 c = preset("cpu")
+# R1/R2 on every step here (the recipe's auto would make them lazy); the joint case is lazy.
 c = dataclasses.replace(c, model=dataclasses.replace(c.model, base_width=4),
-                        train=dataclasses.replace(c.train, batch_size=4))
+                        train=dataclasses.replace(c.train, batch_size=4, reg_every=1))
 if sys.argv[2] == "joint":  # joint batches with lazy R1/R2: per-example gammas in a cond
     c = dataclasses.replace(c, train=dataclasses.replace(c.train, d_batch="joint",
                                                          reg_every=2))

@@ -14,4 +14,5 @@ OUT=${OUT:-docs/quality/16k}
 seeds=${1:-0}; shift
 data=${*:-builtin instruments}
 $PY -m training.quality --data $data --recipes modern --seeds $seeds --tag 16k --out "$OUT" \
-    -- --conditional on --sample-rate 16000 --scale mel --hop-length 128
+    -- --conditional on --sample-rate 16000 --scale mel --hop-length 128 --steps 3000 \
+    --reg-every 1

@@ -11,4 +11,4 @@ PY=${PY:-.venv/bin/python}
 OUT=${OUT:-docs/quality/conditional}
 data=$1; seeds=${2:-0}
 $PY -m training.quality --data "$data" --recipes modern --seeds $seeds --tag cond --out "$OUT" \
-    -- --conditional on
+    -- --conditional on --steps 3000 --reg-every 1

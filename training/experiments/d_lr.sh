@@ -16,4 +16,4 @@ OUT=${OUT:-docs/quality/dlr}
 seeds=${1:-0}; shift
 data=${*:-instruments builtin}
 $PY -m training.quality --data $data --recipes modern --seeds $seeds --tag dlr0.25 --out "$OUT" \
-    -- --conditional on --d-lr-scale 0.25
+    -- --conditional on --d-lr-scale 0.25 --steps 3000 --reg-every 1

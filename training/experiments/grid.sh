@@ -1,6 +1,7 @@
 #!/bin/bash
-# The quality grid behind README's "Quality" table: the default run's budget (cpu preset,
-# 3000 steps, simple D) per dataset, recipe and seed. Finished cells are reused and
+# The quality grid behind README's "Quality" table: the default run's budget as it was then
+# (cpu preset, 3000 steps with R1/R2 on every step, pinned below; simple D) per dataset,
+# recipe and seed. Finished cells are reused and
 # interrupted ones resumed (training.quality), so the grid can fill over several sittings.
 #
 # The modern cells are named "-bn": they were trained while the modern recipe still had
@@ -11,5 +12,5 @@
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 data=$1; seeds=${2:-0}
-$PY -m training.quality --data "$data" --recipes reference --seeds $seeds --out docs/quality -- --conditional off
-$PY -m training.quality --data "$data" --recipes modern --seeds $seeds --tag bn --out docs/quality -- --conditional off --d-norm batch
+$PY -m training.quality --data "$data" --recipes reference --seeds $seeds --out docs/quality -- --conditional off --steps 3000 --reg-every 1
+$PY -m training.quality --data "$data" --recipes modern --seeds $seeds --tag bn --out docs/quality -- --conditional off --d-norm batch --steps 3000 --reg-every 1

@@ -18,4 +18,4 @@ OUT=${OUT:-docs/quality/joint}
 seeds=${1:-0}; shift
 data=${*:-instruments builtin}
 $PY -m training.quality --data $data --recipes modern --seeds $seeds --tag joint --out "$OUT" \
-    -- --conditional on --d-batch joint
+    -- --conditional on --d-batch joint --steps 3000 --reg-every 1

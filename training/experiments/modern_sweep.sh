@@ -4,7 +4,7 @@
 # Usage: training/experiments/modern_sweep.sh {a|b|c}   (a and b side by side; c after)
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
-run() { $PY -m training.quality --data builtin --recipes modern --tag "$1" --out docs/quality/sweep -- --conditional off --steps 1000 "${@:2}"; }
+run() { $PY -m training.quality --data builtin --recipes modern --tag "$1" --out docs/quality/sweep -- --conditional off --steps 1000 --reg-every 1 "${@:2}"; }
 case $1 in
   a) run noaug --augment "" ; run gamma0.005 --r1-gamma 0.005 --r2-gamma 0.005 ;;
   b) run dnormbatch --d-norm batch ; run gamma0.1 --r1-gamma 0.1 --r2-gamma 0.1 ;;
