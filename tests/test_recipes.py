@@ -61,6 +61,9 @@ def test_lazy_r1_r2_is_auto_in_the_modern_recipe_and_explicit_values_win():
     free = dataclasses.replace(modern, model=dataclasses.replace(modern.model, d_norm="none"))
     assert reg_every_for(free, replicas=2) == LAZY_REG_EVERY
     assert reg_every_for(reference, replicas=1) == 1
+    explicit = cli.apply_flags(preset("cpu"), _flags("--reg-every", "4")).validate()
+    with pytest.raises(ValueError, match="--d-norm none"):  # explicit: refused, not changed
+        reg_every_for(explicit, replicas=2)
     every = cli.apply_flags(preset("cpu"), _flags("--reg-every", "1")).validate()
     assert reg_every_for(every, replicas=1) == 1
     auto = cli.apply_flags(reference, _flags("--reg-every", "0")).validate()

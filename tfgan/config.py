@@ -365,10 +365,19 @@ def with_recipe(config: Config, name: str) -> Config:
 def reg_every_for(config: Config, replicas: int) -> int:
     """The lazy R1/R2 interval a run uses: `train.reg_every`, or for 0 (auto) every
     LAZY_REG_EVERY-th D update, except where several replicas synchronise D's BatchNorm
-    (which cannot run inside the every-N-steps condition): there every update."""
-    if config.train.reg_every:
-        return config.train.reg_every
-    return 1 if replicas > 1 and config.model.d_norm == "batch" else LAZY_REG_EVERY
+    (which cannot run inside the every-N-steps condition): there every update, and an
+    explicit interval above 1 is refused."""
+    t = config.train
+    synced_norm = replicas > 1 and config.model.d_norm == "batch"
+    if not t.reg_every:
+        return 1 if synced_norm else LAZY_REG_EVERY
+    if synced_norm and t.reg_every > 1 and max(t.r1_gamma, t.r2_gamma) > 0:
+        raise ValueError(
+            f"--reg-every {t.reg_every} needs a single replica or --d-norm none: with "
+            f"{replicas} replicas D's BatchNorm synchronises them, and TensorFlow cannot "
+            "synchronise inside the step's every-N-steps condition. "
+            "Use --reg-every 1, or 0 (auto).")
+    return t.reg_every
 
 
 # What `python -m training.run` uses unless told otherwise: measured best (README, "Quality").

@@ -94,13 +94,7 @@ def build_gan(config: Config, strategy: tf.distribute.Strategy, precision: str) 
     """Builds and compiles G, D (and the EMA copy of G) under `strategy`'s scope."""
     m, t = config.model, config.train
     sync = strategy.num_replicas_in_sync > 1
-    reg_every = reg_every_for(config, strategy.num_replicas_in_sync)
-    if sync and reg_every > 1 and m.d_norm == "batch" and max(t.r1_gamma, t.r2_gamma) > 0:
-        raise ValueError(
-            f"--reg-every {t.reg_every} needs a single replica or --d-norm none: with "
-            f"{strategy.num_replicas_in_sync} replicas D's BatchNorm synchronises them, and "
-            "TensorFlow cannot synchronise inside the step's every-N-steps condition. "
-            "Use --reg-every 1, or 0 (auto).")
+    reg_every = reg_every_for(config, strategy.num_replicas_in_sync)  # or refused
     with strategy.scope():
         def make_g():
             g = Generator(m.latent_dim, m.height, m.base_width, sync_batchnorm=sync,

@@ -77,8 +77,8 @@ def test_the_grid_keeps_r1_r2_on_every_step_as_its_cells_ran():
     from training import cli, run
 
     args = benchmark.parse_args(["--out", "unused"])
-    cell = benchmark.Cell(Path("unused"), "builtin", "simple-modern", 0, benchmark.ARMS["simple-modern"],
-                benchmark.shared_flags(args))
+    cell = benchmark.Cell(Path("unused"), "builtin", "simple-modern", 0,
+                          benchmark.ARMS["simple-modern"], benchmark.shared_flags(args))
     config = cli.apply_flags(preset("cpu"), run.parse_args(cell.argv)).validate()
     assert config.train.recipe == "modern" and config.train.r1_gamma > 0
     assert reg_every_for(config, replicas=1) == 1

@@ -1,8 +1,8 @@
 #!/bin/bash
 # The quality grid behind README's "Quality" table: the default run's budget as it was then
 # (cpu preset, 3000 steps with R1/R2 on every step, pinned below; simple D) per dataset,
-# recipe and seed. Finished cells are reused and
-# interrupted ones resumed (training.quality), so the grid can fill over several sittings.
+# recipe and seed. Finished cells are reused and interrupted ones resumed
+# (training.quality), so the grid can fill over several sittings.
 #
 # The modern cells are named "-bn": they were trained while the modern recipe still had
 # R3GAN's normalisation-free D, so they pass --d-norm batch, today's recipe default.
