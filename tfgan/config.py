@@ -108,6 +108,7 @@ class ModelConfig:
     disc: str = "simple"
     latent_dim: int = 100
     base_width: int = 32  # `c` in DESIGN.md
+    g_width: int = 0  # G's own `c`; 0: base_width (G and D alike)
     height: int = 64
     width: int = 64
     spectral_norm: bool = False  # balance control: spectral normalisation on D
@@ -120,6 +121,11 @@ class ModelConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "classes", tuple(self.classes))  # a JSON list reads back
+
+    @property
+    def generator_width(self) -> int:
+        """G's base width: g_width when set, else base_width."""
+        return self.g_width or self.base_width
 
     @property
     def num_classes(self) -> int:
@@ -151,6 +157,9 @@ class ModelConfig:
                 "latent_dim and base_width must be positive. "
                 f"Received: latent_dim={self.latent_dim}, base_width={self.base_width}"
             )
+        if self.g_width < 0:
+            raise ValueError("g_width must be positive, or 0 for base_width. "
+                             f"Received: g_width={self.g_width}")
 
 
 @dataclasses.dataclass(frozen=True)

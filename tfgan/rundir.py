@@ -116,7 +116,7 @@ def build_generator(config: Config):
     from tfgan.models import Generator, balanced_labels, with_labels
 
     m = config.model
-    g = Generator(latent_dim=m.latent_dim, size=m.height, base_width=m.base_width,
+    g = Generator(latent_dim=m.latent_dim, size=m.height, base_width=m.generator_width,
                   num_classes=m.num_classes)
     with_labels(g, tf.zeros([1, m.latent_dim]), balanced_labels(1, m.num_classes),
                 training=False)

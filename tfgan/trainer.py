@@ -97,7 +97,7 @@ def build_gan(config: Config, strategy: tf.distribute.Strategy, precision: str) 
     reg_every = reg_every_for(config, strategy.num_replicas_in_sync)  # or refused
     with strategy.scope():
         def make_g():
-            g = Generator(m.latent_dim, m.height, m.base_width, sync_batchnorm=sync,
+            g = Generator(m.latent_dim, m.height, m.generator_width, sync_batchnorm=sync,
                           num_classes=m.num_classes)
             with_labels(g, tf.zeros([1, m.latent_dim]), balanced_labels(1, m.num_classes),
                         training=False)
