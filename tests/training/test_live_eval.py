@@ -96,9 +96,9 @@ def test_resume_keeps_the_best_and_export_uses_it(live_run, labelled, tmp_path):
     run = tmp_path / "resumed"
     shutil.copytree(live_run[0], run)
     before = json.loads((run / "checkpoints" / "best" / "best.json").read_text())
-    train(_config(labelled, 12), run, resume=True, stream=io.StringIO())
+    train(_config(labelled, 14), run, resume=True, stream=io.StringIO())
     rows = RunDir(run).read_metrics("eval")
-    assert [r["step"] for r in rows] == [4, 8, 12]
+    assert [r["step"] for r in rows] == [4, 8, 12, 14]  # and the last step, off the grid
     after = json.loads((run / "checkpoints" / "best" / "best.json").read_text())
     # The best is only ever replaced by a lower FD.
     assert after["fd"] <= before["fd"]
@@ -108,7 +108,7 @@ def test_resume_keeps_the_best_and_export_uses_it(live_run, labelled, tmp_path):
     info = json.loads((path / "assets.extra" / "export.json").read_text())
     assert info["checkpoint"] == "best" and info["step"] == after["step"]
     last = export(run, tmp_path / "models", griffin_lim_iters=4, best=False)
-    assert json.loads((last / "assets.extra" / "export.json").read_text())["step"] == 12
+    assert json.loads((last / "assets.extra" / "export.json").read_text())["step"] == 14
 
 
 def test_scores_fall_when_samples_are_silent(held):

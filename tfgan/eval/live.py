@@ -202,7 +202,8 @@ class CleanBalance:
 
 def make_quality_monitor(counter, every: int, gan, held: HeldOut, stats, config, run,
                          best_saver=None, writer=None, stream=sys.stdout):
-    """The callback that evaluates quality every `every` steps (see module docstring).
+    """The callback that evaluates quality every `every` steps and at the last step (see
+    module docstring).
 
     Args:
       counter: the trainer's StepCounter.
@@ -236,7 +237,7 @@ def make_quality_monitor(counter, every: int, gan, held: HeldOut, stats, config,
 
         def on_train_batch_end(self, batch, logs=None):
             step = counter.step
-            if step % every:
+            if not counter.due(every):  # every `every` steps, and at the run's last step
                 return
             t0 = time.perf_counter()
             gan.refresh_ema_statistics()

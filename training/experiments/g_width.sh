@@ -4,14 +4,14 @@
 # measured side by side in docs/quality/gwidth/timing.md). Tag gW-STEPS.
 # Results in docs/quality/gwidth; finished cells are reused and interrupted ones resumed.
 #
-# Usage: WIDTH=W STEPS=N training/experiments/g_width.sh "SEEDS" [DATA ...]; then
+# Usage: [WIDTH=48] [STEPS=3200] training/experiments/g_width.sh "SEEDS" [DATA ...]; then
 #        python -m training.quality --report-only --data builtin instruments --seeds 0 1 2 \
 #            --recipes modern --tag gW-N --out docs/quality/gwidth
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 OUT=${OUT:-docs/quality/gwidth}
-WIDTH=${WIDTH:-64}
-STEPS=${STEPS:-4000}
+WIDTH=${WIDTH:-48}
+STEPS=${STEPS:-3200}
 seeds=${1:-0}; shift
 data=${*:-builtin instruments}
 $PY -m training.quality --data $data --recipes modern --seeds $seeds --tag "g$WIDTH-$STEPS" \
