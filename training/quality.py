@@ -62,17 +62,24 @@ def one_sided_share(rows: list[dict], relativistic: bool) -> float | None:
     return sum(flags) / len(flags) if flags else None
 
 
-def summarize_run(run_dir, raw: bool = False) -> dict | None:
+def summarize_run(run_dir, raw: bool = False, at_step: int | None = None) -> dict | None:
     """The target figures of one finished run, or None when it has no evaluation.
 
     With `raw`, the live generator's figures where the run also kept an EMA: the EMA
-    only reads G's weights, so they are those of the same run without an EMA.
+    only reads G's weights, so they are those of the same run without an EMA. With
+    `at_step`, the run as it stood at that step: its last evaluation at or before it, and
+    balance and minutes over the log lines up to it.
     """
     from tfgan.rundir import RunDir
 
     run = RunDir(run_dir)
     config = run.load_config()
-    evals = run.read_metrics("eval")
+    limit = float("inf") if at_step is None else at_step
+
+    def upto(rows):
+        return [r for r in rows if r["step"] <= limit]
+
+    evals = upto(run.read_metrics("eval"))
     if not evals:
         return None
     if raw:
@@ -89,11 +96,11 @@ def summarize_run(run_dir, raw: bool = False) -> dict | None:
         "is_ratio": last["is"] / last["is_real"] if ok else None,
         "classes_covered": last["classes_covered"], "n_classes": last.get("n_classes"),
         "silent_share": last["silent_share"], "silent_share_real": last["silent_share_real"],
-        "one_sided": one_sided_share(run.read_metrics(), config.train.loss == "rpgan"),
+        "one_sided": one_sided_share(upto(run.read_metrics()), config.train.loss == "rpgan"),
         "fd_curve": [(r["step"], r["fd"]) for r in evals],
         "n": last.get("n"),
     }
-    train = run.read_metrics()
+    train = upto(run.read_metrics())
     rates = [r["steps_per_sec"] for r in train[1:] if r.get("steps_per_sec")]
     every = config.train.log_every
     out["train_minutes"] = (sum(every / x for x in rates) / 60) if rates else None
@@ -168,6 +175,9 @@ def main(argv=None) -> int:
     p.add_argument("--report-only", action="store_true", help="train nothing; report what is done")
     p.add_argument("--raw", action="store_true",
                    help="report the live generator where a run also kept an EMA")
+    p.add_argument("--at-step", type=int, metavar="N",
+                   help="report each run as it stood at step N (its last evaluation at or "
+                        "before N), to compare runs of different lengths at equal steps")
     p.add_argument("--tag", default="",
                    help="suffix of the cell names, for a variant trained with extra flags")
     p.add_argument("run_flags", nargs=argparse.REMAINDER,
@@ -203,7 +213,7 @@ def main(argv=None) -> int:
                         print(f"{name}: training.run exited {code}", file=sys.stderr)
                         return code
                     done = True
-                summary = summarize_run(run_dir, args.raw) if done else None
+                summary = summarize_run(run_dir, args.raw, args.at_step) if done else None
                 if summary is None:
                     missing.append(name)
                 else:

@@ -32,3 +32,22 @@ def test_a_cell_that_finished_leaves_the_missing_list(tmp_path):
     (tmp_path / "quality.json").write_text(json.dumps({"cells": {}, "missing": [name]}))
     cells, missing = quality.merged(tmp_path, {name: cell}, [])
     assert cells == {name: cell} and missing == []
+
+
+def test_at_step_reports_a_run_as_it_stood_then(tmp_path):
+    from tfgan.config import preset
+    from tfgan.rundir import RunDir
+
+    run = RunDir(tmp_path / "r")
+    run.path.mkdir()
+    (run.path / "config.json").write_text(preset("cpu").to_json())
+    rows = [{"step": s, "steps_per_sec": 5.0, "clean_rank": 1.0 if s > 20 else 0.5}
+            for s in range(10, 41, 10)]
+    rows += [{"step": s, "kind": "eval", "fd": fd, "fd_real": 1.0, "is": 2.0, "is_real": 4.0,
+              "classes_covered": 3, "n_classes": 3, "silent_share": 0.0,
+              "silent_share_real": 0.0} for s, fd in ((20, 6.0), (40, 3.0))]
+    run.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    end, then = quality.summarize_run(run.path), quality.summarize_run(run.path, at_step=30)
+    assert (end["steps"], end["fd_ratio"], end["one_sided"]) == (40, 3.0, 0.5)
+    assert (then["steps"], then["fd_ratio"]) == (20, 6.0)  # the last evaluation by step 30
+    assert then["one_sided"] == 1 / 3  # log lines 10, 20, 30: one of them one-sided
