@@ -109,7 +109,8 @@ def test_clip_samples_gives_exactly_n_frames(name):
     (Config(train=TrainConfig(lr=-1.0)), "lr"),
     (Config(train=TrainConfig(lr=float("nan"))), "lr"),
     (Config(model=ModelConfig(latent_dim=0)), "latent_dim"),
-    (Config(model=ModelConfig(g_width=-1)), "g_width"),
+    (Config(model=ModelConfig(g_scale=0.0)), "g_scale"),
+    (Config(model=ModelConfig(g_scale=float("nan"))), "g_scale"),
 ])
 def test_bad_values_raise_naming_the_field(cfg, field):
     with pytest.raises(ValueError, match=field):

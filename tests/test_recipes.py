@@ -89,15 +89,15 @@ def test_auto_lazy_interval_reaches_the_gan():
     assert build_gan(c, tf.distribute.get_strategy(), "float32").reg_every == LAZY_REG_EVERY
 
 
-def test_g_width_widens_g_and_its_ema_but_not_d():
+def test_g_scale_widens_g_and_its_ema_but_not_d():
     from tfgan.rundir import build_generator
     from tfgan.trainer import build_gan
 
     def widths(model):  # output channels of every conv layer
         return [layer.filters for layer in model._flatten_layers() if hasattr(layer, "filters")]
 
-    base = cli.apply_flags(preset("cpu"), _flags("--base-width", "4"))
-    wide = cli.apply_flags(preset("cpu"), _flags("--base-width", "4", "--g-width", "8"))
+    base = cli.apply_flags(preset("cpu"), _flags("--base-width", "4", "--g-scale", "1"))
+    wide = cli.apply_flags(preset("cpu"), _flags("--base-width", "4", "--g-scale", "2"))
     assert base.model.generator_width == 4 and wide.validate().model.generator_width == 8
     same, gan = (build_gan(c, tf.distribute.get_strategy(), "float32") for c in (base, wide))
     assert widths(gan.generator) == [2 * w for w in widths(same.generator)[:-1]] + [1]

@@ -108,7 +108,7 @@ class ModelConfig:
     disc: str = "simple"
     latent_dim: int = 100
     base_width: int = 32  # `c` in DESIGN.md
-    g_width: int = 0  # G's own `c`; 0: base_width (G and D alike)
+    g_scale: float = 1.0  # G's `c` as a multiple of base_width (D's)
     height: int = 64
     width: int = 64
     spectral_norm: bool = False  # balance control: spectral normalisation on D
@@ -124,8 +124,8 @@ class ModelConfig:
 
     @property
     def generator_width(self) -> int:
-        """G's base width: g_width when set, else base_width."""
-        return self.g_width or self.base_width
+        """G's base width: base_width x g_scale, rounded (at least 1)."""
+        return max(1, round(self.base_width * self.g_scale))
 
     @property
     def num_classes(self) -> int:
@@ -157,9 +157,8 @@ class ModelConfig:
                 "latent_dim and base_width must be positive. "
                 f"Received: latent_dim={self.latent_dim}, base_width={self.base_width}"
             )
-        if self.g_width < 0:
-            raise ValueError("g_width must be positive, or 0 for base_width. "
-                             f"Received: g_width={self.g_width}")
+        if not self.g_scale > 0:  # also refuses NaN
+            raise ValueError(f"g_scale must be positive. Received: g_scale={self.g_scale}")
 
 
 @dataclasses.dataclass(frozen=True)

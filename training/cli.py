@@ -13,7 +13,7 @@ from tfgan.config import (D_BATCHES, D_NORMS, PRECISIONS, PRESETS, RECIPES, SCAL
 # resumed run keeps its saved value unless the flag is passed again.
 FLAG_FIELDS = {
     "disc": ("model", "disc"), "base_width": ("model", "base_width"),
-    "g_width": ("model", "g_width"),
+    "g_scale": ("model", "g_scale"),
     "spectral_norm": ("model", "spectral_norm"), "d_norm": ("model", "d_norm"),
     "conditional": ("model", "conditional"),
     "data": ("data", "data_dir"), "scale": ("data", "scale"), "slice": ("data", "slice"),
@@ -45,8 +45,9 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--preset", choices=PRESETS, default="auto",
                    help="auto: specgan (128x128, c=64) on a GPU, cpu (64x64, c=32) without")
     g.add_argument("--base-width", type=int, metavar="C", help="base channel width c")
-    g.add_argument("--g-width", type=int, metavar="C",
-                   help="G's own base width (default: --base-width, the same as D's)")
+    g.add_argument("--g-scale", type=float, metavar="S",
+                   help="G's base width as a multiple of --base-width (D's): 1 makes them "
+                        "equal (default: the preset's)")
     g.add_argument("--scale", choices=SCALES,
                    help="frequency scale (default: linear; mel uses n_fft = 4 x the bins)")
     g.add_argument("--sample-rate", type=int, metavar="HZ",
