@@ -26,7 +26,8 @@ def test_json_round_trip_replaced_variant():
         base,
         data=dataclasses.replace(base.data, data_dir="/data/dogs", scale="mel", fmin=40.0,
                                  cache=False),
-        model=dataclasses.replace(base.model, disc="resnet9", spectral_norm=True, latent_dim=64),
+        model=dataclasses.replace(base.model, disc="resnet9", spectral_norm=True, latent_dim=64,
+                                  g_scale=1.5),
         train=dataclasses.replace(base.train, loss="hinge", lr=1e-4, d_lr_scale=0.1,
                                   augment="shift,tmask", ada_target=0.6, ema_decay=0.999,
                                   precision="mixed_float16"),
@@ -41,6 +42,7 @@ def test_json_round_trip_replaced_variant():
     assert d["data"]["data_dir"] == "/data/dogs"
     assert d["model"]["disc"] == "resnet9"
     assert d["train"]["d_lr_scale"] == 0.1
+    assert d["model"]["g_scale"] == 1.5 and back.model.generator_width == 96
     assert back.train.d_lr == pytest.approx(1e-5)
 
 

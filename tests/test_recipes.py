@@ -106,6 +106,16 @@ def test_g_scale_widens_g_and_its_ema_but_not_d():
     assert widths(build_generator(wide)) == widths(gan.generator)  # what export rebuilds
 
 
+def test_resuming_with_another_g_scale_is_refused():
+    from tfgan.recovery import check_compatible
+    from tfgan.rundir import RunError
+
+    saved = cli.apply_flags(preset("cpu"), _flags("--g-scale", "1.5"))
+    check_compatible(saved, saved)
+    with pytest.raises(RunError, match="model.g_scale: run has 1.5, asked 1.0"):
+        check_compatible(saved, preset("cpu"))
+
+
 def test_d_batch_flag_reaches_the_gan():
     from tfgan.trainer import build_gan
 

@@ -47,7 +47,7 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--base-width", type=int, metavar="C", help="base channel width c")
     g.add_argument("--g-scale", type=float, metavar="S",
                    help="G's base width as a multiple of --base-width (D's): 1 makes them "
-                        "equal (default: the preset's)")
+                        "equal (default 1; a resumed run keeps its own)")
     g.add_argument("--scale", choices=SCALES,
                    help="frequency scale (default: linear; mel uses n_fft = 4 x the bins)")
     g.add_argument("--sample-rate", type=int, metavar="HZ",

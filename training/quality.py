@@ -142,8 +142,9 @@ def render(cells: dict, missing: list[str]) -> str:
              "D one-sided | minutes |", "|---|---|---|---|---|---|---|---|"]
     for name, s in sorted(cells.items()):
         m = met(s)
+        steps = f"{s['steps']}" + (f" (--at-step {s['at_step']})" if s.get("at_step") else "")
         lines.append(
-            f"| {name} | {s['steps']} | {f(s['is'])} / {f(s['is_real'])} = {f(s['is_ratio'])}"
+            f"| {name} | {steps} | {f(s['is'])} / {f(s['is_real'])} = {f(s['is_ratio'])}"
             f"{tick(m['is'])} | {f(s['fd'])} / {f(s['fd_real'])} = {f(s['fd_ratio'])}"
             f"{tick(m['fd'])} | {s['classes_covered']}/{s['n_classes']}{tick(m['classes'])} | "
             f"{f(s['silent_share'])} ({f(s['silent_share_real'])}){tick(m['silence'])} | "
@@ -183,6 +184,8 @@ def main(argv=None) -> int:
     p.add_argument("run_flags", nargs=argparse.REMAINDER,
                    help="after --: more training.run flags for every cell (e.g. -- --steps 600)")
     args = p.parse_args(argv)
+    if args.at_step is not None and args.at_step < 1:
+        p.error(f"--at-step must be a positive step. Received: {args.at_step}")
     extra = [a for a in args.run_flags if a != "--"]
     out = Path(args.out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
@@ -217,7 +220,8 @@ def main(argv=None) -> int:
                 if summary is None:
                     missing.append(name)
                 else:
-                    cells[name] = {**summary, "data": label, "seed": seed, "tag": args.tag}
+                    cells[name] = {**summary, "data": label, "seed": seed, "tag": args.tag,
+                                   "at_step": args.at_step}
     cells, missing = merged(out, cells, missing)
     text = render(cells, missing)
     print(text)

@@ -35,12 +35,16 @@ def test_a_cell_that_finished_leaves_the_missing_list(tmp_path):
 
 
 def test_at_step_reports_a_run_as_it_stood_then(tmp_path):
+    import dataclasses
+
     from tfgan.config import preset
     from tfgan.rundir import RunDir
 
-    run = RunDir(tmp_path / "r")
-    run.path.mkdir()
-    (run.path / "config.json").write_text(preset("cpu").to_json())
+    run = RunDir(tmp_path / "runs" / "builtin-modern-s0")
+    run.path.mkdir(parents=True)
+    c = preset("cpu")
+    (run.path / "config.json").write_text(
+        dataclasses.replace(c, train=dataclasses.replace(c.train, steps=40)).to_json())
     rows = [{"step": s, "steps_per_sec": 5.0, "clean_rank": 1.0 if s > 20 else 0.5}
             for s in range(10, 41, 10)]
     rows += [{"step": s, "kind": "eval", "fd": fd, "fd_real": 1.0, "is": 2.0, "is_real": 4.0,
@@ -51,3 +55,10 @@ def test_at_step_reports_a_run_as_it_stood_then(tmp_path):
     assert (end["steps"], end["fd_ratio"], end["one_sided"]) == (40, 3.0, 0.5)
     assert (then["steps"], then["fd_ratio"]) == (20, 6.0)  # the last evaluation by step 30
     assert then["one_sided"] == 1 / 3  # log lines 10, 20, 30: one of them one-sided
+
+    # Through the command: the report says which step it was asked for.
+    assert quality.main(["--data", "builtin", "--recipes", "modern", "--seeds", "0",
+                         "--at-step", "30", "--out", str(tmp_path), "--report-only"]) == 0
+    cell = json.loads((tmp_path / "quality.json").read_text())["cells"]["builtin-modern-s0"]
+    assert (cell["steps"], cell["at_step"], cell["fd_ratio"]) == (20, 30, 6.0)
+    assert "| builtin-modern-s0 | 20 (--at-step 30) |" in (tmp_path / "quality.md").read_text()

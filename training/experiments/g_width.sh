@@ -1,6 +1,6 @@
 #!/bin/bash
 # A wider generator in the default run: G's base width 48, 1.5x D's 32 (--g-scale), with fewer
-# steps so that the run costs the default's wall time (STEPS; the width's cost per step is
+# steps so that the run costs the default's CPU time (STEPS; the width's cost per step is
 # measured side by side in docs/quality/gwidth/timing.md). Tag g48-STEPS.
 # Results in docs/quality/gwidth; finished cells are reused and interrupted ones resumed.
 #
