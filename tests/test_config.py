@@ -111,6 +111,9 @@ def test_clip_samples_gives_exactly_n_frames(name):
     (Config(train=TrainConfig(lr=-1.0)), "lr"),
     (Config(train=TrainConfig(lr=float("nan"))), "lr"),
     (Config(model=ModelConfig(latent_dim=0)), "latent_dim"),
+    (Config(train=TrainConfig(lr_decay=0.0)), "lr_decay"),
+    (Config(train=TrainConfig(lr_decay=1.5)), "lr_decay"),
+    (Config(train=TrainConfig(lr_decay=float("nan"))), "lr_decay"),
     (Config(model=ModelConfig(g_scale=0.0)), "g_scale"),
     (Config(model=ModelConfig(g_scale=float("nan"))), "g_scale"),
 ])
@@ -183,3 +186,12 @@ def test_config_accepts_exactly_the_registered_discriminators(monkeypatch):
 def test_unknown_augmentation_is_refused_by_the_config():
     with pytest.raises(ValueError, match=r"Unknown augmentation.*\['cutout'\]"):
         Config(train=TrainConfig(augment="shift,cutout")).validate()
+
+
+def test_lr_factor_falls_on_a_half_cosine_to_lr_decay():
+    t = TrainConfig(steps=100, lr_decay=0.25)
+    # 0.25 + 0.75 * (1 + cos(pi * done)) / 2: 1 at the start, 0.625 halfway, 0.25 at the end
+    assert [t.lr_factor(s) for s in (0, 50, 100)] == pytest.approx([1.0, 0.625, 0.25])
+    assert t.lr_factor(25) == pytest.approx(0.25 + 0.375 * (1 + 2 ** -0.5))
+    assert t.lr_factor(150) == pytest.approx(0.25)  # past the end it stays at the floor
+    assert TrainConfig(steps=100).lr_factor(50) == 1.0  # the default keeps the rates fixed

@@ -55,6 +55,20 @@ class StepCounter(keras.callbacks.Callback):
         return self.step % every == 0 or self.step == self.total
 
 
+class LearningRateSchedule(keras.callbacks.Callback):
+    """Before every step, sets both optimisers' learning rates from the schedule of `train`
+    (a TrainConfig: `lr`, `d_lr`, `lr_factor`), so a resumed run goes on where it was."""
+
+    def __init__(self, counter: StepCounter, train):
+        super().__init__()
+        self.counter, self.train = counter, train
+
+    def on_train_batch_begin(self, batch, logs=None):
+        factor = self.train.lr_factor(self.counter.step)
+        self.model.g_optimizer.learning_rate = self.train.lr * factor
+        self.model.d_optimizer.learning_rate = self.train.d_lr * factor
+
+
 class MetricsLogger(keras.callbacks.Callback):
     """Every `every` steps: one JSON line in metrics.jsonl, a console line, TB scalars.
 
@@ -87,6 +101,9 @@ class MetricsLogger(keras.callbacks.Callback):
             record[tracker.name] = float(tracker.result())
             tracker.reset_state()
         interval = step - self._last_step
+        # The rates the last step used (a schedule or --on-nan lower-lr changes them).
+        record["lr"] = float(self.model.g_optimizer.learning_rate)
+        record["d_lr"] = float(self.model.d_optimizer.learning_rate)
         record["steps_per_sec"] = interval / max(now - self._last_t, 1e-9)
         record["wall_time"] = time.time()
         self._last_t, self._last_step = now, step

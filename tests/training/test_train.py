@@ -71,6 +71,8 @@ def test_run_writes_the_contract_and_resumes(tmp_path, data_dir, disc):
     # D starts neutral (every logit 0, D(x) = 0.5); the logged verdicts are of the D that
     # trains, so they have moved by the first log line.
     assert all(r["d_real"] != 0.5 and r["d_fake"] != 0.5 for r in records)
+    # Without --lr-decay the rates stay as configured (2e-4 for both by default).
+    assert all(r["lr"] == r["d_lr"] == pytest.approx(2e-4) for r in records)
 
     samples = run / "samples"
     for step in (3, 6):
@@ -113,6 +115,21 @@ def test_resume_refuses_an_incompatible_run(tmp_path, data_dir):
     other = run_cli("--data", str(data_dir), "--run-dir", str(run), "--resume", "--base-width",
                     "8", "--steps", "8", check=False)
     assert other.returncode == 2 and "incompatible" in other.stderr and "base_width" in other.stderr
+
+
+def test_lr_decay_sets_both_rates_step_by_step_and_logs_them(tmp_path, data_dir):
+    run = tmp_path / "run"
+    run_cli("--data", str(data_dir), "--run-dir", str(run), *TINY, "--lr", "1e-3",
+            "--d-lr-scale", "0.5", "--lr-decay", "0.25", "--eval-every", "0")
+    rows = [r for r in read_metrics(run) if r.get("kind") != "eval"]
+    # A row at step s logs the rates of its last step, s - 1 of 6 done: by hand,
+    # 0.25 + 0.75 * (1 + cos(pi * (s - 1) / 6)) / 2.
+    expected = {2: 0.94976, 4: 0.625, 6: 0.30024}
+    assert [r["step"] for r in rows] == [2, 4, 6]
+    for r in rows:
+        assert r["lr"] == pytest.approx(1e-3 * expected[r["step"]], rel=1e-4), r
+        assert r["d_lr"] == pytest.approx(0.5e-3 * expected[r["step"]], rel=1e-4), r
+    assert json.loads((run / "config.json").read_text())["train"]["lr_decay"] == 0.25
 
 
 def _weights(ckpt_prefix):
