@@ -4,16 +4,15 @@ evaluation of each run, and its mean over the run's last quarter: how settled a 
 Usage: python training/experiments/fd_trajectory.py RUN_DIR [RUN_DIR ...]
 """
 
+import json
 import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tfgan.rundir import RunDir  # noqa: E402
 
 
 def main(paths):
     for path in paths:
-        rows = RunDir(path).read_metrics("eval")
+        lines = (Path(path) / "metrics.jsonl").read_text().splitlines()
+        rows = [r for r in map(json.loads, lines) if r.get("kind") == "eval"]
         if not rows:
             print(f"{Path(path).name}: no evaluations")
             continue
