@@ -172,7 +172,8 @@ class TrainConfig:
     lr: float = 2e-4
     d_lr_scale: float = 1.0  # d_lr = lr * d_lr_scale; the earlier attempt's cut is 0.1
     # Both learning rates fall to this fraction of their start by the last step, on a
-    # half cosine (R3GAN's schedule shape; it takes 2e-4 to 5e-5, 0.25). 1 keeps them fixed.
+    # half cosine (the shape of R3GAN's schedule, which takes 2e-4 to 5e-5 = 0.25 over its
+    # first 20 M images, then holds). 1 keeps them fixed.
     lr_decay: float = 1.0
     beta_1: float = 0.5
     beta_2: float = 0.999
