@@ -3,7 +3,7 @@
 # (--lr-decay 0.25: R3GAN's schedule takes 2e-4 to 5e-5), in the default run (conditional,
 # modern recipe, 4000 lazy steps) as it was measured before: same cost.
 #   glr2: with G at twice D's rate (g_lr.sh), whose built-in FD moved a lot between the
-#         last evaluations (seed 2: 4.09 at step 2250, 7.17 at 4000); smaller steps at the
+#         last evaluations (seed 2: 3.83 at step 2250, 7.17 at 4000); smaller steps at the
 #         end should let G settle. Tag glr2-decay.
 #   same: both at 2e-4, as the default run then was: the decay alone. Tag decay.
 # Results in docs/quality/decay; finished cells are reused and interrupted ones resumed.
@@ -14,12 +14,13 @@
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 OUT=${OUT:-docs/quality/decay}
+[ $# -ge 2 ] || { echo "usage: $0 {glr2|same} SEEDS [DATA ...]" >&2; exit 2; }
 case $1 in
   glr2) tag=glr2-decay; rates="--lr 4e-4 --d-lr-scale 0.5" ;;
   same) tag=decay; rates="--lr 2e-4 --d-lr-scale 1" ;;
   *) echo "usage: $0 {glr2|same} SEEDS [DATA ...]" >&2; exit 2 ;;
 esac
-seeds=${2:-0}; shift 2
+seeds=$2; shift 2
 data=${*:-builtin instruments}
 $PY -m training.quality --data $data --recipes modern --seeds $seeds --tag $tag --out "$OUT" \
     -- --conditional on $rates --lr-decay 0.25
