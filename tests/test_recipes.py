@@ -116,6 +116,24 @@ def test_resuming_with_another_g_scale_is_refused():
         check_compatible(saved, preset("cpu"))
 
 
+def test_lr_schedule_follows_the_global_step_of_a_resumed_run():
+    """The schedule reads the step counter (which a resumed run starts where it left off),
+    not the batch index of the current fit call, which restarts at 0."""
+    from tfgan import callbacks as cb
+    from tfgan.trainer import build_gan
+
+    c = cli.apply_flags(preset("cpu"), _flags("--base-width", "4", "--steps", "100",
+                                              "--lr", "1e-3", "--d-lr-scale", "0.5",
+                                              "--lr-decay", "0.25")).validate()
+    gan = build_gan(c, tf.distribute.get_strategy(), "float32")
+    schedule = cb.LearningRateSchedule(cb.StepCounter(50, 100), c.train)  # resumed at 50
+    schedule.set_model(gan)
+    schedule.on_train_batch_begin(0)  # the first batch of this fit call
+    # Halfway through a decay to 0.25: 0.25 + 0.75 / 2 = 0.625 of each start rate.
+    assert float(gan.g_optimizer.learning_rate) == pytest.approx(0.625e-3)
+    assert float(gan.d_optimizer.learning_rate) == pytest.approx(0.3125e-3)
+
+
 def test_d_batch_flag_reaches_the_gan():
     from tfgan.trainer import build_gan
 

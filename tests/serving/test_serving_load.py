@@ -101,7 +101,7 @@ def test_versions_written_and_deleted_under_load(tmp_path, model_factory, server
     shutil.copytree(staging / "v1" / "1", base / "1")
     with server_factory(base, poll_seconds=0.02) as server:
         done, one_cycle = threading.Event(), threading.Event()
-        loaded = set()  # versions the server reported AVAILABLE while the churn ran
+        loaded, churn_errors = set(), []  # versions seen AVAILABLE; failures in the thread
 
         def wait_loaded(v, timeout=20.0):
             end = time.monotonic() + timeout
@@ -113,14 +113,22 @@ def test_versions_written_and_deleted_under_load(tmp_path, model_factory, server
                 time.sleep(0.02)
 
         def churn():
-            """2 and 3 are written in place, then 3, 2 and 1 deleted in turn, repeatedly."""
-            while not done.is_set():
-                for v in (2, 3):
-                    _write_slowly(staging / f"v{v}" / str(v), base / str(v))
-                    wait_loaded(v)
-                for v in (3, 2):
-                    shutil.rmtree(base / str(v))
-                    time.sleep(0.05)
+            """2 and 3 are written in place, then 3 and 2 deleted in turn, repeatedly. The
+            first cycle waits until each written version is served, so that a loaded machine
+            still sees both; later ones do not wait, so a version may go while it loads."""
+            try:
+                while not done.is_set():
+                    for v in (2, 3):
+                        _write_slowly(staging / f"v{v}" / str(v), base / str(v))
+                        if not one_cycle.is_set():
+                            wait_loaded(v)
+                        time.sleep(0.05)
+                    for v in (3, 2):
+                        shutil.rmtree(base / str(v))
+                        time.sleep(0.05)
+                    one_cycle.set()
+            except Exception as e:  # reported by the test, not lost with the thread
+                churn_errors.append(repr(e))
                 one_cycle.set()
 
         churner = threading.Thread(target=churn)
@@ -128,9 +136,11 @@ def test_versions_written_and_deleted_under_load(tmp_path, model_factory, server
         try:
             errors, answers = _hammer(server.url, bodies, expected, 8, 400)
         finally:
-            one_cycle.wait(120)  # under a loaded machine the requests may finish first
+            # Under a loaded machine the requests may finish before the first cycle does.
+            cycled = one_cycle.wait(120)
             done.set()
             churner.join(60)
+        assert churn_errors == [] and cycled, (churn_errors, cycled)
         assert errors == [], f"{len(errors)} errors, e.g. {errors[:5]}"
         assert len(answers) == 400
         # The swaps happened while requests were in flight: G's answers came from 2+ versions.

@@ -142,10 +142,13 @@ def _weights(ckpt_prefix):
 
 
 def test_fit_and_plain_loop_train_identically(tmp_path, data_dir):
-    """The same train_step driven by keras fit and by a strategy.run loop."""
-    args = ["--data", str(data_dir), *TINY]
+    """The same train_step driven by keras fit and by a strategy.run loop, with the
+    learning-rate schedule (a callback both loops must call before every step)."""
+    args = ["--data", str(data_dir), *TINY, "--lr-decay", "0.25"]
     run_cli(*args, "--run-dir", str(tmp_path / "fit"), "--loop", "fit")
     run_cli(*args, "--run-dir", str(tmp_path / "loop"), "--loop", "custom")
+    assert [r["lr"] for r in read_metrics(tmp_path / "fit")] == \
+        [r["lr"] for r in read_metrics(tmp_path / "loop")]
     a = _weights(str(tmp_path / "fit" / "checkpoints" / "ckpt-6"))
     b = _weights(str(tmp_path / "loop" / "checkpoints" / "ckpt-6"))
     assert len(a) > 10 and a.keys() == b.keys()
