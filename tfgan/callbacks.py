@@ -102,8 +102,9 @@ class MetricsLogger(keras.callbacks.Callback):
             tracker.reset_state()
         interval = step - self._last_step
         # The rates the last step used (a schedule or --on-nan lower-lr changes them).
-        record["lr"] = float(self.model.g_optimizer.learning_rate)
-        record["d_lr"] = float(self.model.d_optimizer.learning_rate)
+        # (Through a tensor: under several workers the rate is a MirroredVariable.)
+        record["lr"] = float(tf.convert_to_tensor(self.model.g_optimizer.learning_rate))
+        record["d_lr"] = float(tf.convert_to_tensor(self.model.d_optimizer.learning_rate))
         record["steps_per_sec"] = interval / max(now - self._last_t, 1e-9)
         record["wall_time"] = time.time()
         self._last_t, self._last_step = now, step

@@ -141,7 +141,8 @@ def data_dir(synth_folder):
 @pytest.mark.slow
 def test_two_workers_train_in_step_like_one_process(tmp_path, data_dir):
     run, ref = tmp_path / "run", tmp_path / "ref"
-    common = ["--data", str(data_dir), *TINY]
+    # With a learning-rate decay: every worker must set the same (mirrored) rates each step.
+    common = ["--data", str(data_dir), *TINY, "--lr-decay", "0.25"]
     # Step 0 of the reference is the shared starting point (same seed, same init).
     procs = _workers(tmp_path, "a", [*common, "--run-dir", str(run), "--steps", "4"])
     procs.append(_start(tmp_path / "ref.npz", tmp_path / "ref.log",
@@ -166,6 +167,9 @@ def test_two_workers_train_in_step_like_one_process(tmp_path, data_dir):
 
     # Only the chief wrote the run; the other worker's scratch checkpoints are gone.
     assert _steps(run) == [2, 4]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    # Step 4 of 4 ran with 3 done: 2e-4 x (0.25 + 0.375 x (1 + cos(3 pi / 4))) = 7.197e-5.
+    assert [r["lr"] for r in rows if r["step"] == 4] == [pytest.approx(7.197e-5, rel=1e-3)]
     assert (run / "samples" / "step_000004.png").exists()
     assert sorted(p.name for p in (run / "checkpoints").iterdir() if p.is_dir()) == []
     assert (run / "checkpoints" / "ckpt-4.index").exists()
