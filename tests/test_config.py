@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import numpy as np
 import pytest
@@ -114,6 +115,7 @@ def test_clip_samples_gives_exactly_n_frames(name):
     (Config(train=TrainConfig(lr_decay=0.0)), "lr_decay"),
     (Config(train=TrainConfig(lr_decay=1.5)), "lr_decay"),
     (Config(train=TrainConfig(lr_decay=float("nan"))), "lr_decay"),
+    (Config(train=TrainConfig(lr_warmup=-1)), "lr_warmup"),
     (Config(model=ModelConfig(g_scale=0.0)), "g_scale"),
     (Config(model=ModelConfig(g_scale=float("nan"))), "g_scale"),
 ])
@@ -195,3 +197,15 @@ def test_lr_factor_falls_on_a_half_cosine_to_lr_decay():
     assert t.lr_factor(25) == pytest.approx(0.25 + 0.375 * (1 + 2 ** -0.5))
     assert t.lr_factor(150) == pytest.approx(0.25)  # past the end it stays at the floor
     assert TrainConfig(steps=100).lr_factor(50) == 1.0  # the default keeps the rates fixed
+    assert not TrainConfig().lr_scheduled and t.lr_scheduled
+
+
+def test_lr_warmup_rises_linearly_then_hands_over_to_the_decay():
+    t = TrainConfig(steps=100, lr_warmup=10)
+    # (step + 1) / 10 over the first ten steps, then 1: the step after 9 done is the tenth
+    assert [t.lr_factor(s) for s in (0, 4, 9, 10, 60)] == pytest.approx([0.1, 0.5, 1, 1, 1])
+    assert t.lr_scheduled
+    both = TrainConfig(steps=100, lr_warmup=10, lr_decay=0.25)
+    # the warm-up multiplies the half cosine, which runs over the whole run
+    assert both.lr_factor(4) == pytest.approx(0.5 * (0.25 + 0.375 * (1 + math.cos(0.04 * math.pi))))
+    assert both.lr_factor(50) == pytest.approx(0.625)

@@ -175,6 +175,9 @@ class TrainConfig:
     # half cosine (the shape of R3GAN's schedule, which takes 2e-4 to 5e-5 = 0.25 over its
     # first 20 M images, then holds). 1 keeps them fixed.
     lr_decay: float = 1.0
+    # Both learning rates rise linearly from 1/lr_warmup of their value over the first
+    # lr_warmup steps (then follow the decay, if any). 0: no warm-up.
+    lr_warmup: int = 0
     beta_1: float = 0.5
     beta_2: float = 0.999
     n_critic: int = 1
@@ -213,11 +216,20 @@ class TrainConfig:
     def d_lr(self) -> float:
         return self.lr * self.d_lr_scale
 
+    @property
+    def lr_scheduled(self) -> bool:
+        """Whether the learning rates change during the run (a warm-up or a decay)."""
+        return self.lr_warmup > 0 or self.lr_decay < 1
+
     def lr_factor(self, step: int) -> float:
-        """The learning rates' multiple at `step` (steps done so far): 1 at step 0, falling
-        on a half cosine to `lr_decay` at the last step."""
+        """The learning rates' multiple for the step after `step` steps done: a half cosine
+        from 1 at step 0 to `lr_decay` at the last step, times a linear warm-up
+        (step + 1) / lr_warmup over the first `lr_warmup` steps."""
         done = min(max(step / self.steps, 0.0), 1.0)
-        return self.lr_decay + (1 - self.lr_decay) * 0.5 * (1 + math.cos(math.pi * done))
+        decay = self.lr_decay + (1 - self.lr_decay) * 0.5 * (1 + math.cos(math.pi * done))
+        if self.lr_warmup > 0:
+            decay *= min(1.0, (step + 1) / self.lr_warmup)
+        return decay
 
     def validate(self) -> None:
         if self.loss not in loss_names():
@@ -262,6 +274,9 @@ class TrainConfig:
         if not 0 < self.lr_decay <= 1:  # also refuses NaN
             raise ValueError("lr_decay is the final fraction of the learning rates, in (0, 1]. "
                              f"Received: lr_decay={self.lr_decay}")
+        if self.lr_warmup < 0:
+            raise ValueError("lr_warmup is a number of steps, 0 or more. "
+                             f"Received: lr_warmup={self.lr_warmup}")
 
 
 @dataclasses.dataclass(frozen=True)

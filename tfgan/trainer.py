@@ -351,7 +351,7 @@ def train(config: Config, run_dir, resume: bool = False, loop: str = "fit",
             stopper = cb.GracefulStop(counter, saver, request, any_worker)
             cbs = [counter,
                    *([cb.LearningRateSchedule(counter, config.train)]
-                     if config.train.lr_decay < 1 else []),
+                     if config.train.lr_scheduled else []),
                    cb.MetricsLogger(counter, config.train.log_every, run.metrics_path, writer,
                                     stream, write=chief, extra=clean)]
             if held is not None:

@@ -25,6 +25,7 @@ FLAG_FIELDS = {
     "steps": ("train", "steps"), "batch_size": ("train", "batch_size"),
     "loss": ("train", "loss"), "lr": ("train", "lr"), "d_lr_scale": ("train", "d_lr_scale"),
     "lr_decay": ("train", "lr_decay"),
+    "lr_warmup": ("train", "lr_warmup"),
     "n_critic": ("train", "n_critic"), "seed": ("train", "seed"),
     "precision": ("train", "precision"), "strategy": ("train", "strategy"),
     "log_every": ("train", "log_every"), "sample_every": ("train", "sample_every"),
@@ -95,6 +96,9 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr-decay", type=float, metavar="F",
                    help="both learning rates fall on a half cosine to F x their start by the "
                         "last step (default 1: fixed; R3GAN's schedule goes to 0.25)")
+    g.add_argument("--lr-warmup", type=int, metavar="N",
+                   help="both learning rates rise linearly over the first N steps, from "
+                        "1/N of their value (default 0: no warm-up)")
     g.add_argument("--beta-1", type=float, help="Adam beta_1 (reference 0.5, modern 0)")
     g.add_argument("--beta-2", type=float, help="Adam beta_2 (reference 0.999, modern 0.99)")
     g.add_argument("--n-critic", type=int, help="D updates per G update (default 1)")
