@@ -161,6 +161,21 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
+def wait_for():
+    """`wait_for(predicate, timeout=20, interval=0.05)`: polls until `predicate()` returns
+    something true, and returns it; fails the test when the time runs out."""
+    def wait(predicate, timeout: float = 20.0, interval: float = 0.05):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(interval)
+        raise AssertionError(f"condition not met in {timeout} s")
+    return wait
+
+
+@pytest.fixture(scope="session")
 def shapes() -> dict:
     """The fixture model's sizes, for tests that build inputs or check outputs."""
     return {"latent_dim": LATENT_DIM, "height": HEIGHT, "width": WIDTH, "samples": SAMPLES,

@@ -81,7 +81,7 @@ def test_2000_predicts_from_32_concurrent_clients(tmp_path, model_factory, serve
 
 
 def test_versions_written_and_deleted_under_load(tmp_path, model_factory, server_factory,
-                                                 shapes):
+                                                 shapes, wait_for):
     """Versions appear (copied file by file, saved_model.pb last, as an exporter writes) and
     disappear while clients keep predicting: no request fails, each answer is one of the
     versions' answers to that very request."""
@@ -103,14 +103,9 @@ def test_versions_written_and_deleted_under_load(tmp_path, model_factory, server
         done, one_cycle = threading.Event(), threading.Event()
         loaded, churn_errors = set(), []  # versions seen AVAILABLE; failures in the thread
 
-        def wait_loaded(v, timeout=20.0):
-            end = time.monotonic() + timeout
-            while time.monotonic() < end:
-                status = httpx.get(server.url + MODEL, timeout=10).json()["model_version_status"]
-                if any(s["version"] == str(v) and s["state"] == "AVAILABLE" for s in status):
-                    loaded.add(str(v))
-                    return
-                time.sleep(0.02)
+        def is_loaded(v) -> bool:
+            status = httpx.get(server.url + MODEL, timeout=10).json()["model_version_status"]
+            return any(s["version"] == str(v) and s["state"] == "AVAILABLE" for s in status)
 
         def churn():
             """2 and 3 are written in place, then 3 and 2 deleted in turn, repeatedly. The
@@ -121,7 +116,8 @@ def test_versions_written_and_deleted_under_load(tmp_path, model_factory, server
                     for v in (2, 3):
                         _write_slowly(staging / f"v{v}" / str(v), base / str(v))
                         if not one_cycle.is_set():
-                            wait_loaded(v)
+                            wait_for(lambda: is_loaded(v), interval=0.02)
+                            loaded.add(str(v))
                         time.sleep(0.05)
                     for v in (3, 2):
                         shutil.rmtree(base / str(v))

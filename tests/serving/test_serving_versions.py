@@ -13,16 +13,6 @@ MODEL = "/v1/models/generator"
 Z = [[0.3, -0.2, 0.1, 0.0, 0.5, -0.4, 0.2, 0.1]]
 
 
-def _wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
 def _served_version(http) -> str:
     return http.get(f"{MODEL}/metadata").json()["model_spec"]["version"]
 
@@ -35,7 +25,7 @@ def _spectrogram(http, version=None):
 
 
 def test_new_versions_are_picked_up_and_half_written_ones_ignored(tmp_path, model_factory,
-                                                                  server_factory):
+                                                                  server_factory, wait_for):
     base = tmp_path / "generator"
     base.mkdir()
     model_factory(base, 1)
@@ -56,7 +46,7 @@ def test_new_versions_are_picked_up_and_half_written_ones_ignored(tmp_path, mode
 
         # A complete new version is served without a restart.
         model_factory(base, 2)
-        _wait_for(lambda: _served_version(http) == "2")
+        wait_for(lambda: _served_version(http) == "2")
         v2 = _spectrogram(http)
         assert not np.allclose(v1, v2), "version 2 has different weights"
         status = http.get(MODEL).json()["model_version_status"]
@@ -71,7 +61,7 @@ def test_new_versions_are_picked_up_and_half_written_ones_ignored(tmp_path, mode
         # A version that cannot load is reported and does not replace the served one.
         (base / "7").mkdir()
         (base / "7" / "saved_model.pb").write_bytes(b"this is not a SavedModel")
-        _wait_for(lambda: any(s["version"] == "7" for s in
+        wait_for(lambda: any(s["version"] == "7" for s in
                               http.get(MODEL).json()["model_version_status"]))
         failed = http.get(f"{MODEL}/versions/7").json()["model_version_status"][0]
         assert failed["state"] == "END" and failed["status"]["error_code"] != "OK"
@@ -84,11 +74,12 @@ def test_new_versions_are_picked_up_and_half_written_ones_ignored(tmp_path, mode
         shutil.rmtree(base / "7")
         shutil.rmtree(base / "2")
         np.testing.assert_allclose(_spectrogram(http), v2, atol=1e-6)
-        _wait_for(lambda: _served_version(http) == "1")
+        wait_for(lambda: _served_version(http) == "1")
         np.testing.assert_allclose(_spectrogram(http), v1, atol=1e-6)
 
 
-def test_empty_base_path_serves_404_then_loads(tmp_path, model_factory, server_factory):
+def test_empty_base_path_serves_404_then_loads(tmp_path, model_factory, server_factory,
+                                               wait_for):
     base = tmp_path / "later"
     with server_factory(base, poll_seconds=0.05) as server, \
             httpx.Client(base_url=server.url, timeout=30) as http:
@@ -98,7 +89,7 @@ def test_empty_base_path_serves_404_then_loads(tmp_path, model_factory, server_f
         assert http.get(MODEL).status_code == 404
         base.mkdir()
         model_factory(base, 4)
-        _wait_for(lambda: http.get("/healthz").status_code == 200)
+        wait_for(lambda: http.get("/healthz").status_code == 200)
         assert _served_version(http) == "4"
 
 
@@ -143,7 +134,7 @@ def test_model_runs_off_the_event_loop_and_faults_are_500(tmp_path, model_factor
         assert http.post(f"{MODEL}:predict", json={"instances": Z}).status_code == 200
 
 
-def test_server_command_line(tmp_path, model_factory):
+def test_server_command_line(tmp_path, model_factory, wait_for):
     """`python -m serving.server` binds loopback, serves, and stops on SIGTERM."""
     import os
     import signal
@@ -166,7 +157,7 @@ def test_server_command_line(tmp_path, model_factory):
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_for(lambda: proc.poll() is not None or _healthy(url), timeout=90)
+        wait_for(lambda: proc.poll() is not None or _healthy(url), timeout=90)
         assert proc.poll() is None, proc.stdout.read()
         with httpx.Client(base_url=url, timeout=30) as http:
             assert http.get(MODEL).json()["model_version_status"][0]["version"] == "3"
