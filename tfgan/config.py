@@ -22,6 +22,7 @@ from typing import Any, Optional
 CONFIG_VERSION = 2
 
 D_NORMS = ("batch", "none")
+G_CONDS = ("input", "norm")  # how a conditional G takes its class
 D_BATCHES = ("apart", "joint")
 SLICES = ("auto", "start", "random", "energy")
 RECIPES = ("reference", "modern")
@@ -118,6 +119,9 @@ class ModelConfig:
     # `classes` are the class names in label order, filled from the data's sub-folders.
     conditional: object = "auto"
     classes: tuple = ()
+    # How a conditional G takes its class: "input" (an embedding joined to z) or "norm"
+    # (that, and a scale and offset per class in every BatchNorm). No effect unconditional.
+    g_cond: str = "input"
 
     def __post_init__(self):
         object.__setattr__(self, "classes", tuple(self.classes))  # a JSON list reads back
@@ -142,6 +146,8 @@ class ModelConfig:
         if self.conditional is True and len(self.classes) == 1:
             raise ValueError("A conditional model needs at least two classes. Received: "
                              f"classes={list(self.classes)}")
+        if self.g_cond not in G_CONDS:
+            raise ValueError(f"g_cond must be one of {G_CONDS}. Received: g_cond={self.g_cond!r}")
         if self.d_norm not in D_NORMS:
             raise ValueError(f"d_norm must be one of {D_NORMS}. Received: d_norm={self.d_norm!r}")
         if self.disc not in discriminator_names():

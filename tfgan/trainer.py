@@ -98,7 +98,8 @@ def build_gan(config: Config, strategy: tf.distribute.Strategy, precision: str) 
     with strategy.scope():
         def make_g():
             g = Generator(m.latent_dim, m.height, m.generator_width, sync_batchnorm=sync,
-                          num_classes=m.num_classes)
+                          num_classes=m.num_classes,
+                          class_norm=m.g_cond == "norm" and m.num_classes > 0)
             with_labels(g, tf.zeros([1, m.latent_dim]), balanced_labels(1, m.num_classes),
                         training=False)
             return g

@@ -6,8 +6,8 @@ import argparse
 import dataclasses
 
 from tfgan import augment
-from tfgan.config import (D_BATCHES, D_NORMS, PRECISIONS, PRESETS, RECIPES, SCALES, SLICES,
-                          STRATEGIES, Config, discriminator_names, loss_names, with_recipe)
+from tfgan.config import (D_BATCHES, D_NORMS, G_CONDS, PRECISIONS, PRESETS, RECIPES, SCALES,
+                          SLICES, STRATEGIES, Config, discriminator_names, loss_names, with_recipe)
 
 # flag dest -> (config section, field). Every flag defaults to None: "not given", so that a
 # resumed run keeps its saved value unless the flag is passed again.
@@ -15,7 +15,7 @@ FLAG_FIELDS = {
     "disc": ("model", "disc"), "base_width": ("model", "base_width"),
     "g_scale": ("model", "g_scale"),
     "spectral_norm": ("model", "spectral_norm"), "d_norm": ("model", "d_norm"),
-    "conditional": ("model", "conditional"),
+    "conditional": ("model", "conditional"), "g_cond": ("model", "g_cond"),
     "data": ("data", "data_dir"), "scale": ("data", "scale"), "slice": ("data", "slice"),
     "sample_rate": ("data", "sample_rate"), "hop_length": ("data", "hop_length"),
     "beta_1": ("train", "beta_1"), "beta_2": ("train", "beta_2"),
@@ -70,6 +70,10 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
                         "--data: on (also the bare flag; needs two or more classes), off, or "
                         "auto (default: on when every file is in one of two or more class "
                         "sub-folders)")
+    g.add_argument("--g-cond", choices=G_CONDS,
+                   help="how a conditional G takes its class: input (an embedding joined to "
+                        "z; default) or norm (also a scale and offset per class in every "
+                        "BatchNorm of G)")
     g.add_argument("--spectral-norm", action="store_true", default=None,
                    help="spectral normalisation on every layer of D (balance control)")
 

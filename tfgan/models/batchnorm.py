@@ -24,15 +24,16 @@ class FusedBatchNorm(keras.layers.BatchNormalization):
     def _fusable(self, inputs, training, mask) -> bool:
         return (bool(training) and not self.synchronized and mask is None
                 and len(inputs.shape) == 4 and self.axis in (-1, 3)
-                and self.center and self.scale
                 and inputs.dtype in (tf.float32, tf.float16, tf.bfloat16))
 
     def call(self, inputs, training=None, mask=None):
         if not self._fusable(inputs, training, mask):
             return super().call(inputs, training=training, mask=mask)
+        channels = inputs.shape[-1]
+        scale = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([channels])
+        offset = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([channels])
         y, mean, var, _, _, _ = tf.raw_ops.FusedBatchNormV3(
-            x=inputs, scale=tf.cast(self.gamma, tf.float32),
-            offset=tf.cast(self.beta, tf.float32), mean=tf.constant([], tf.float32),
+            x=inputs, scale=scale, offset=offset, mean=tf.constant([], tf.float32),
             variance=tf.constant([], tf.float32), epsilon=self.epsilon,
             exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
         # The kernel returns the unbiased variance; Keras's moving variance is biased.
@@ -46,6 +47,9 @@ class FusedBatchNorm(keras.layers.BatchNormalization):
         return y
 
 
-def batch_norm(synchronized: bool = False) -> keras.layers.BatchNormalization:
-    """The models' BatchNorm: momentum 0.9, epsilon 1e-5 (DESIGN.md), fused when it can be."""
-    return FusedBatchNorm(momentum=0.9, epsilon=1e-5, synchronized=synchronized)
+def batch_norm(synchronized: bool = False, affine: bool = True) -> keras.layers.BatchNormalization:
+    """The models' BatchNorm: momentum 0.9, epsilon 1e-5 (DESIGN.md), fused when it can be.
+    `affine=False` leaves out the learned scale and offset (a class-conditional layer
+    supplies its own)."""
+    return FusedBatchNorm(momentum=0.9, epsilon=1e-5, synchronized=synchronized,
+                          center=affine, scale=affine)

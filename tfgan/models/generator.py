@@ -17,6 +17,36 @@ def _check_size(name: str, size: int) -> int:
 
 
 @keras.saving.register_keras_serializable(package="tfgan")
+class ClassBatchNorm(keras.layers.Layer):
+    """BatchNorm with a scale and offset per class (conditional BatchNorm, as in the
+    generators of Miyato & Koyama, 2018, and BigGAN).
+
+    The batch is normalised with statistics shared by every class; then each example is
+    scaled by 1 + gain[class] and shifted by offset[class] over `channels`. Both tables
+    start at zero, so the layer starts as a plain BatchNorm.
+    """
+
+    def __init__(self, num_classes: int, channels: int, sync_batchnorm: bool = False,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes, self.channels, self.sync_batchnorm = num_classes, channels, sync_batchnorm
+        self.norm = batch_norm(sync_batchnorm, affine=False)
+        self.gain = layers.Embedding(num_classes, channels, embeddings_initializer="zeros")
+        self.offset = layers.Embedding(num_classes, channels, embeddings_initializer="zeros")
+
+    def call(self, x, labels, training=False):
+        y = self.norm(x, training=training)
+        shape = [-1] + [1] * (len(y.shape) - 2) + [self.channels]  # broadcast over H, W
+        gain = keras.ops.reshape(keras.ops.cast(self.gain(labels), y.dtype), shape)
+        offset = keras.ops.reshape(keras.ops.cast(self.offset(labels), y.dtype), shape)
+        return y * (1 + gain) + offset
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes,
+                "channels": self.channels, "sync_batchnorm": self.sync_batchnorm}
+
+
+@keras.saving.register_keras_serializable(package="tfgan")
 class Generator(keras.Model):
     """Maps latent vectors to normalised log-magnitude spectrograms.
 
@@ -33,34 +63,42 @@ class Generator(keras.Model):
       num_classes: 0 for an unconditional generator; otherwise a class index in
         `[0, num_classes)` goes with each z, as a learned embedding (of z's length)
         concatenated to z before the first layer.
+      class_norm: with classes, every BatchNorm also takes the class (`ClassBatchNorm`),
+        so the class steers every block, not only the input.
     """
 
     def __init__(self, latent_dim: int = 100, size: int = 64, base_width: int = 64,
-                 sync_batchnorm: bool = False, num_classes: int = 0, **kwargs):
+                 sync_batchnorm: bool = False, num_classes: int = 0,
+                 class_norm: bool = False, **kwargs):
         super().__init__(**kwargs)
         k = _check_size("size", size)
         if latent_dim < 1 or base_width < 1:
             raise ValueError(f"latent_dim and base_width must be positive. Received: "
                              f"latent_dim={latent_dim}, base_width={base_width}")
         self.latent_dim, self.size, self.base_width = latent_dim, size, base_width
+        if class_norm and not num_classes:
+            raise ValueError("class_norm needs a conditional generator (num_classes >= 2).")
         self.sync_batchnorm, self.num_classes = sync_batchnorm, num_classes
+        self.class_norm = class_norm
         top = base_width * 2 ** k
         if num_classes:
             self.class_embedding = layers.Embedding(num_classes, latent_dim,
                                                     embeddings_initializer="random_normal")
 
-        def bn():
+        def bn(channels):
+            if class_norm:
+                return ClassBatchNorm(num_classes, channels, sync_batchnorm)
             return batch_norm(sync_batchnorm)
 
         self.project = layers.Dense(4 * 4 * top, use_bias=False)       # [b, 16*top]
         self.reshape = layers.Reshape((4, 4, top))                     # [b, 4, 4, top]
-        self.project_bn = bn()
+        self.project_bn = bn(top)
         # Two flat lists, not a list of tuples: tf.train.Checkpoint does not see inside tuples.
         self.convs, self.norms = [], []
         for i in range(k):                                             # [b, 2^(i+3), .., top/2^(i+1)]
             self.convs.append(layers.Conv2DTranspose(top // 2 ** (i + 1), 4, strides=2,
                                                      padding="same", use_bias=False))
-            self.norms.append(bn())
+            self.norms.append(bn(top // 2 ** (i + 1)))
         self.to_image = layers.Conv2DTranspose(1, 4, strides=2, padding="same")  # [b, size, size, 1]
         # tanh in float32: under mixed precision the output must stay exact at +-1.
         self.out = layers.Activation("tanh", dtype="float32")
@@ -79,12 +117,17 @@ class Generator(keras.Model):
             z = keras.ops.concatenate(
                 [z, keras.ops.cast(self.class_embedding(labels), z.dtype)], axis=-1)
         x = self.reshape(self.project(z))
-        x = keras.ops.relu(self.project_bn(x, training=training))
+        x = keras.ops.relu(self._norm(self.project_bn, x, labels, training))
         for conv, norm in zip(self.convs, self.norms):
-            x = keras.ops.relu(norm(conv(x), training=training))
+            x = keras.ops.relu(self._norm(norm, conv(x), labels, training))
         return self.out(self.to_image(x))
+
+    def _norm(self, layer, x, labels, training):
+        if self.class_norm:
+            return layer(x, labels, training=training)
+        return layer(x, training=training)
 
     def get_config(self):
         return {**super().get_config(), "latent_dim": self.latent_dim, "size": self.size,
                 "base_width": self.base_width, "sync_batchnorm": self.sync_batchnorm,
-                "num_classes": self.num_classes}
+                "num_classes": self.num_classes, "class_norm": self.class_norm}
