@@ -59,6 +59,20 @@ def test_training_graph_uses_the_fused_kernel_and_falls_back_when_synchronised()
     assert "FusedBatchNormV3" not in ops(batch_norm(synchronized=True))
 
 
+def test_without_scale_and_offset_the_fused_call_matches_keras():
+    x = tf.random.normal([8, 6, 6, 5], seed=5) * 3.0 - 1.0
+    keras_bn = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, center=False,
+                                               scale=False)
+    fused = batch_norm(affine=False)
+    assert fused.gamma is None and fused.beta is None
+    graph = tf.function(lambda v: fused(v, training=True)).get_concrete_function(x).graph
+    assert "FusedBatchNormV3" in {op.type for op in graph.get_operations()}
+    np.testing.assert_allclose(fused(x, training=True).numpy(),
+                               keras_bn(x, training=True).numpy(), rtol=1e-4, atol=2e-5)
+    np.testing.assert_allclose(fused.moving_mean.numpy(), keras_bn.moving_mean.numpy(),
+                               rtol=1e-6, atol=1e-7)
+
+
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_half_precision_inputs_keep_their_dtype(dtype):
     x = tf.random.normal([4, 4, 4, 3])

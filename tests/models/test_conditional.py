@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from tfgan.config import Config, ModelConfig
 from tfgan.models import Generator, build_discriminator
+from tfgan.models.generator import ClassBatchNorm
 
 X = tf.random.stateless_uniform([6, 64, 64, 1], seed=[3, 4], minval=-1, maxval=1)
 Y = tf.constant([0, 1, 2, 2, 1, 0])
@@ -31,6 +32,37 @@ def test_generator_depends_on_the_class_and_round_trips():
     np.testing.assert_array_equal(again(z, tf.fill([3], 2)), out[2])
     with pytest.raises(ValueError, match="conditional on 3 classes: pass `labels`"):
         g(z)
+
+
+def test_class_norm_starts_as_batchnorm_then_scales_and_shifts_each_class_alone():
+    norm = ClassBatchNorm(num_classes=3, channels=4)
+    x = tf.random.stateless_normal([6, 5, 5, 4], seed=[7, 8]) * 3.0 + 2.0
+    labels = tf.constant([0, 1, 2, 0, 1, 2])
+    plain = norm(x, labels, training=True).numpy()
+    # Both tables start at zero: the batch normalised over N, H, W, per channel.
+    mean, var = x.numpy().mean((0, 1, 2)), x.numpy().var((0, 1, 2))
+    np.testing.assert_allclose(plain, (x.numpy() - mean) / np.sqrt(var + 1e-5), atol=1e-4)
+    norm.gain.embeddings.assign(tf.constant([[0.0] * 4, [1.0, 2.0, 3.0, 4.0], [0.0] * 4]))
+    norm.offset.embeddings.assign(tf.constant([[0.0] * 4, [0.0] * 4, [0.5] * 4]))
+    steered = norm(x, labels, training=True).numpy()
+    for i, k in enumerate(labels.numpy()):  # by hand: y * (1 + gain[k]) + offset[k]
+        want = plain[i] * (1 + np.array([0, [1, 2, 3, 4], 0][k], dtype=float)) + [0, 0, 0.5][k]
+        np.testing.assert_allclose(steered[i], want, atol=1e-4)
+
+
+def test_generator_with_class_norm_round_trips_and_needs_classes():
+    g = Generator(16, 64, 4, num_classes=3, class_norm=True)
+    z = tf.random.stateless_normal([3, 16], seed=[1, 2])
+    out = g(z, tf.fill([3], 2)).numpy()
+    assert sum(isinstance(layer, ClassBatchNorm) for layer in g._flatten_layers()) == 4
+    again = Generator.from_config(g.get_config())
+    again(z, tf.fill([3], 0))
+    again.set_weights(g.get_weights())
+    np.testing.assert_array_equal(again(z, tf.fill([3], 2)), out)
+    with pytest.raises(ValueError, match="class_norm needs a conditional generator"):
+        Generator(16, 64, 4, class_norm=True)
+    with pytest.raises(ValueError, match="g_cond must be one of"):
+        ModelConfig(g_cond="film").validate()
 
 
 @pytest.mark.parametrize("name", ["simple", "resnet9"])
