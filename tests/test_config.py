@@ -116,6 +116,7 @@ def test_clip_samples_gives_exactly_n_frames(name):
     (Config(train=TrainConfig(lr_decay=1.5)), "lr_decay"),
     (Config(train=TrainConfig(lr_decay=float("nan"))), "lr_decay"),
     (Config(train=TrainConfig(lr_warmup=-1)), "lr_warmup"),
+    (Config(train=TrainConfig(steps=100, lr_warmup=101)), "lr_warmup"),
     (Config(model=ModelConfig(g_scale=0.0)), "g_scale"),
     (Config(model=ModelConfig(g_scale=float("nan"))), "g_scale"),
 ])

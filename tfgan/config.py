@@ -148,6 +148,9 @@ class ModelConfig:
                              f"classes={list(self.classes)}")
         if self.g_cond not in G_CONDS:
             raise ValueError(f"g_cond must be one of {G_CONDS}. Received: g_cond={self.g_cond!r}")
+        if self.g_cond == "norm" and self.conditional is False:
+            raise ValueError("g_cond='norm' steers G by class: it needs a conditional model. "
+                             "Received: conditional=False")
         if self.d_norm not in D_NORMS:
             raise ValueError(f"d_norm must be one of {D_NORMS}. Received: d_norm={self.d_norm!r}")
         if self.disc not in discriminator_names():
@@ -280,9 +283,9 @@ class TrainConfig:
         if not 0 < self.lr_decay <= 1:  # also refuses NaN
             raise ValueError("lr_decay is the final fraction of the learning rates, in (0, 1]. "
                              f"Received: lr_decay={self.lr_decay}")
-        if self.lr_warmup < 0:
-            raise ValueError("lr_warmup is a number of steps, 0 or more. "
-                             f"Received: lr_warmup={self.lr_warmup}")
+        if not 0 <= self.lr_warmup <= self.steps:
+            raise ValueError("lr_warmup is a number of steps, from 0 to the run's steps. "
+                             f"Received: lr_warmup={self.lr_warmup}, steps={self.steps}")
 
 
 @dataclasses.dataclass(frozen=True)

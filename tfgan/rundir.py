@@ -112,12 +112,13 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def build_generator(config: Config):
+def build_generator(config: Config, sync_batchnorm: bool = False):
+    """The generator `config` describes, built (called once on one latent)."""
     from tfgan.models import Generator, balanced_labels, with_labels
 
     m = config.model
     g = Generator(latent_dim=m.latent_dim, size=m.height, base_width=m.generator_width,
-                  num_classes=m.num_classes,
+                  sync_batchnorm=sync_batchnorm, num_classes=m.num_classes,
                   class_norm=m.g_cond == "norm" and m.num_classes > 0)
     with_labels(g, tf.zeros([1, m.latent_dim]), balanced_labels(1, m.num_classes),
                 training=False)

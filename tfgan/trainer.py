@@ -47,11 +47,11 @@ from tfgan.config import Config, reg_every_for
 from tfgan.data import pipeline, shards
 from tfgan.eval.live import CleanBalance, build_held_out, make_quality_monitor
 from tfgan.gan import GAN
-from tfgan.models import Generator, balanced_labels, build_discriminator, with_labels
+from tfgan.models import balanced_labels, build_discriminator, with_labels
 from tfgan.recovery import (MAX_LR_LOWERINGS, RunCheckpoints, any_worker_signal,
                             check_compatible, estimate_run_bytes, lower_learning_rates,
                             set_learning_rates, stop_on_signals)
-from tfgan.rundir import RunDir, RunError
+from tfgan.rundir import RunDir, RunError, build_generator
 
 log = logging.getLogger(__name__)
 
@@ -96,18 +96,10 @@ def build_gan(config: Config, strategy: tf.distribute.Strategy, precision: str) 
     sync = strategy.num_replicas_in_sync > 1
     reg_every = reg_every_for(config, strategy.num_replicas_in_sync)  # or refused
     with strategy.scope():
-        def make_g():
-            g = Generator(m.latent_dim, m.height, m.generator_width, sync_batchnorm=sync,
-                          num_classes=m.num_classes,
-                          class_norm=m.g_cond == "norm" and m.num_classes > 0)
-            with_labels(g, tf.zeros([1, m.latent_dim]), balanced_labels(1, m.num_classes),
-                        training=False)
-            return g
-
-        generator = make_g()
+        generator = build_generator(config, sync_batchnorm=sync)
         ema = None
         if t.ema_decay > 0:
-            ema = make_g()
+            ema = build_generator(config, sync_batchnorm=sync)
             for a, b in zip(ema.weights, generator.weights):
                 a.assign(b)
         disc = build_discriminator(m.disc, size=m.height, base_width=m.base_width,
@@ -204,6 +196,10 @@ def with_classes(config: Config, scan, saved: Optional[Config] = None) -> Config
         mode = labelled
         config = dataclasses.replace(config, model=dataclasses.replace(config.model,
                                                                       conditional=mode))
+    if not mode and config.model.g_cond == "norm":
+        raise RunError("--g-cond norm steers G by class and needs a conditional model: every "
+                       f"file in one of two or more class sub-folders; {scan.root} has "
+                       f"{len(classes)} ({', '.join(classes) or 'none'}).")
     if not mode:
         return config
     if not labelled:

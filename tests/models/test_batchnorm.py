@@ -71,6 +71,8 @@ def test_without_scale_and_offset_the_fused_call_matches_keras():
                                keras_bn(x, training=True).numpy(), rtol=1e-4, atol=2e-5)
     np.testing.assert_allclose(fused.moving_mean.numpy(), keras_bn.moving_mean.numpy(),
                                rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(fused.moving_variance.numpy(),
+                               keras_bn.moving_variance.numpy(), rtol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])

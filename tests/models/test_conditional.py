@@ -63,6 +63,8 @@ def test_generator_with_class_norm_round_trips_and_needs_classes():
         Generator(16, 64, 4, class_norm=True)
     with pytest.raises(ValueError, match="g_cond must be one of"):
         ModelConfig(g_cond="film").validate()
+    with pytest.raises(ValueError, match="needs a conditional model"):
+        ModelConfig(g_cond="norm", conditional=False).validate()
 
 
 @pytest.mark.parametrize("name", ["simple", "resnet9"])
@@ -117,6 +119,11 @@ def test_auto_turns_conditioning_on_for_two_or_more_class_folders(tmp_path, help
     on = Config(model=ModelConfig(conditional=True))
     with pytest.raises(RunError, match="at least two classes"):
         with_classes(on, pipeline.scan_folder(one, on.data))
+    # G steered by class needs classes: auto on one folder is refused, naming the folder.
+    norm = Config(model=ModelConfig(g_cond="norm"))
+    with pytest.raises(RunError, match=r"--g-cond norm .* has 1 \(sine\)"):
+        with_classes(norm, pipeline.scan_folder(one, norm.data))
+    assert with_classes(norm, pipeline.scan_folder(two, norm.data)).model.num_classes == 2
     # The flag: bare means on; auto, on and off by name; anything else is refused.
     assert parse_args([]).conditional is None  # the config's default: auto
     assert parse_args(["--conditional"]).conditional is True

@@ -117,21 +117,28 @@ def test_resume_refuses_an_incompatible_run(tmp_path, data_dir):
     assert other.returncode == 2 and "incompatible" in other.stderr and "base_width" in other.stderr
 
 
-def test_lr_warmup_and_decay_set_both_rates_step_by_step_and_log_them(tmp_path, data_dir):
+# A row at step s logs the rates of its last step, s - 1 of 6 done: by hand, the warm-up
+# s / 6, times 0.25 + 0.75 * (1 + cos(pi * (s - 1) / 6)) / 2 with the decay.
+SCHEDULES = {
+    "warmup": (["--lr-warmup", "6"], {2: 1 / 3, 4: 2 / 3, 6: 1.0}),
+    "both": (["--lr-warmup", "6", "--lr-decay", "0.25"],
+             {2: 0.94976 / 3, 4: 0.625 * 2 / 3, 6: 0.30024}),
+}
+
+
+@pytest.mark.parametrize("schedule", sorted(SCHEDULES))
+def test_lr_schedule_sets_both_rates_step_by_step_and_logs_them(tmp_path, data_dir, schedule):
+    flags, expected = SCHEDULES[schedule]
     run = tmp_path / "run"
     run_cli("--data", str(data_dir), "--run-dir", str(run), *TINY, "--lr", "1e-3",
-            "--d-lr-scale", "0.5", "--lr-decay", "0.25", "--lr-warmup", "6",
-            "--eval-every", "0")
+            "--d-lr-scale", "0.5", *flags, "--eval-every", "0")
     rows = [r for r in read_metrics(run) if r.get("kind") != "eval"]
-    # A row at step s logs the rates of its last step, s - 1 of 6 done: by hand, the
-    # warm-up s / 6 times 0.25 + 0.75 * (1 + cos(pi * (s - 1) / 6)) / 2.
-    expected = {2: 0.94976 / 3, 4: 0.625 * 2 / 3, 6: 0.30024}
     assert [r["step"] for r in rows] == [2, 4, 6]
     for r in rows:
         assert r["lr"] == pytest.approx(1e-3 * expected[r["step"]], rel=1e-4), r
         assert r["d_lr"] == pytest.approx(0.5e-3 * expected[r["step"]], rel=1e-4), r
     train = json.loads((run / "config.json").read_text())["train"]
-    assert train["lr_decay"] == 0.25 and train["lr_warmup"] == 6
+    assert train["lr_warmup"] == 6 and train["lr_decay"] == (0.25 if schedule == "both" else 1)
 
 
 def _weights(ckpt_prefix):

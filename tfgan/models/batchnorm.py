@@ -29,9 +29,10 @@ class FusedBatchNorm(keras.layers.BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         if not self._fusable(inputs, training, mask):
             return super().call(inputs, training=training, mask=mask)
-        channels = inputs.shape[-1]
-        scale = tf.cast(self.gamma, tf.float32) if self.scale else tf.ones([channels])
-        offset = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([channels])
+        scale = (tf.cast(self.gamma, tf.float32) if self.scale
+                 else tf.ones_like(self.moving_mean, tf.float32))
+        offset = (tf.cast(self.beta, tf.float32) if self.center
+                  else tf.zeros_like(self.moving_mean, tf.float32))
         y, mean, var, _, _, _ = tf.raw_ops.FusedBatchNormV3(
             x=inputs, scale=scale, offset=offset, mean=tf.constant([], tf.float32),
             variance=tf.constant([], tf.float32), epsilon=self.epsilon,

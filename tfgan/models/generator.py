@@ -22,8 +22,9 @@ class ClassBatchNorm(keras.layers.Layer):
     generators of Miyato & Koyama, 2018, and BigGAN).
 
     The batch is normalised with statistics shared by every class; then each example is
-    scaled by 1 + gain[class] and shifted by offset[class] over `channels`. Both tables
-    start at zero, so the layer starts as a plain BatchNorm.
+    scaled by 1 + gain[class] and shifted by offset[class] over `channels`, in place of a
+    BatchNorm's one learned scale and offset. Both tables start at zero, so the layer starts
+    as a plain BatchNorm does (scale 1, offset 0).
     """
 
     def __init__(self, num_classes: int, channels: int, sync_batchnorm: bool = False,
@@ -39,7 +40,7 @@ class ClassBatchNorm(keras.layers.Layer):
         shape = [-1] + [1] * (len(y.shape) - 2) + [self.channels]  # broadcast over H, W
         gain = keras.ops.reshape(keras.ops.cast(self.gain(labels), y.dtype), shape)
         offset = keras.ops.reshape(keras.ops.cast(self.offset(labels), y.dtype), shape)
-        return y * (1 + gain) + offset
+        return y + y * gain + offset  # y * (1 + gain), without rounding 1 + gain in float16
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes,
@@ -63,8 +64,8 @@ class Generator(keras.Model):
       num_classes: 0 for an unconditional generator; otherwise a class index in
         `[0, num_classes)` goes with each z, as a learned embedding (of z's length)
         concatenated to z before the first layer.
-      class_norm: with classes, every BatchNorm also takes the class (`ClassBatchNorm`),
-        so the class steers every block, not only the input.
+      class_norm: with classes, every BatchNorm's scale and offset are per class
+        (`ClassBatchNorm`), so the class steers every block, not only the input.
     """
 
     def __init__(self, latent_dim: int = 100, size: int = 64, base_width: int = 64,
