@@ -162,16 +162,17 @@ class LiveServer:
 
 @pytest.fixture(scope="session")
 def wait_for():
-    """`wait_for(predicate, timeout=20, interval=0.05)`: polls until `predicate()` returns
-    something true, and returns it; fails the test when the time runs out."""
-    def wait(predicate, timeout: float = 20.0, interval: float = 0.05):
+    """`wait_for(predicate, what, timeout=20, interval=0.05)`: polls until `predicate()`
+    returns something true, and returns it; fails the test, saying `what` it waited for,
+    when the time runs out."""
+    def wait(predicate, what: str, timeout: float = 20.0, interval: float = 0.05):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             value = predicate()
             if value:
                 return value
             time.sleep(interval)
-        raise AssertionError(f"condition not met in {timeout} s")
+        raise AssertionError(f"not met in {timeout} s: {what}")
     return wait
 
 

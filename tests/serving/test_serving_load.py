@@ -116,7 +116,7 @@ def test_versions_written_and_deleted_under_load(tmp_path, model_factory, server
                     for v in (2, 3):
                         _write_slowly(staging / f"v{v}" / str(v), base / str(v))
                         if not one_cycle.is_set():
-                            wait_for(lambda: is_loaded(v), interval=0.02)
+                            wait_for(lambda: is_loaded(v), f"version {v} AVAILABLE", interval=0.02)
                             loaded.add(str(v))
                         time.sleep(0.05)
                     for v in (3, 2):

@@ -46,7 +46,7 @@ def test_new_versions_are_picked_up_and_half_written_ones_ignored(tmp_path, mode
 
         # A complete new version is served without a restart.
         model_factory(base, 2)
-        wait_for(lambda: _served_version(http) == "2")
+        wait_for(lambda: _served_version(http) == "2", "version 2 served")
         v2 = _spectrogram(http)
         assert not np.allclose(v1, v2), "version 2 has different weights"
         status = http.get(MODEL).json()["model_version_status"]
@@ -62,7 +62,8 @@ def test_new_versions_are_picked_up_and_half_written_ones_ignored(tmp_path, mode
         (base / "7").mkdir()
         (base / "7" / "saved_model.pb").write_bytes(b"this is not a SavedModel")
         wait_for(lambda: any(s["version"] == "7" for s in
-                              http.get(MODEL).json()["model_version_status"]))
+                             http.get(MODEL).json()["model_version_status"]),
+                 "version 7 reported")
         failed = http.get(f"{MODEL}/versions/7").json()["model_version_status"][0]
         assert failed["state"] == "END" and failed["status"]["error_code"] != "OK"
         assert failed["status"]["error_message"]
@@ -74,7 +75,7 @@ def test_new_versions_are_picked_up_and_half_written_ones_ignored(tmp_path, mode
         shutil.rmtree(base / "7")
         shutil.rmtree(base / "2")
         np.testing.assert_allclose(_spectrogram(http), v2, atol=1e-6)
-        wait_for(lambda: _served_version(http) == "1")
+        wait_for(lambda: _served_version(http) == "1", "version 1 served again")
         np.testing.assert_allclose(_spectrogram(http), v1, atol=1e-6)
 
 
@@ -89,7 +90,7 @@ def test_empty_base_path_serves_404_then_loads(tmp_path, model_factory, server_f
         assert http.get(MODEL).status_code == 404
         base.mkdir()
         model_factory(base, 4)
-        wait_for(lambda: http.get("/healthz").status_code == 200)
+        wait_for(lambda: http.get("/healthz").status_code == 200, "healthy after the first version")
         assert _served_version(http) == "4"
 
 
@@ -157,7 +158,8 @@ def test_server_command_line(tmp_path, model_factory, wait_for):
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: proc.poll() is not None or _healthy(url), timeout=90)
+        wait_for(lambda: proc.poll() is not None or _healthy(url), "server up or exited",
+                 timeout=90)
         assert proc.poll() is None, proc.stdout.read()
         with httpx.Client(base_url=url, timeout=30) as http:
             assert http.get(MODEL).json()["model_version_status"][0]["version"] == "3"

@@ -14,11 +14,12 @@
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 OUT=${OUT:-docs/quality/decay}
-[ $# -ge 2 ] || { echo "usage: $0 {glr2|same} SEEDS [DATA ...]" >&2; exit 2; }
+usage() { echo "usage: $0 {glr2|same} SEEDS [DATA ...]" >&2; exit 2; }
+[ $# -ge 2 ] || usage
 case $1 in
   glr2) tag=glr2-decay; rates="--lr 4e-4 --d-lr-scale 0.5" ;;
   same) tag=decay; rates="--lr 2e-4 --d-lr-scale 1" ;;
-  *) echo "usage: $0 {glr2|same} SEEDS [DATA ...]" >&2; exit 2 ;;
+  *) usage ;;
 esac
 seeds=$2; shift 2
 data=${*:-builtin instruments}
