@@ -23,6 +23,7 @@ CONFIG_VERSION = 2
 
 D_NORMS = ("batch", "none")
 G_CONDS = ("input", "norm")  # how a conditional G takes its class
+G_NOISES = ("none", "pixel")  # noise G adds to its output before tanh
 D_BATCHES = ("apart", "joint")
 SLICES = ("auto", "start", "random", "energy")
 RECIPES = ("reference", "modern")
@@ -122,6 +123,10 @@ class ModelConfig:
     # How a conditional G takes its class: "input" (an embedding joined to z) or "norm"
     # (that, and a scale and offset per class in every BatchNorm). No effect unconditional.
     g_cond: str = "input"
+    # Noise in G's output: "none", or "pixel": Gaussian noise on every pixel before the tanh,
+    # scaled per pixel by a map G learns (zero at the start), for the textures a stack of
+    # transposed convolutions draws badly (a recording's noise floor).
+    g_noise: str = "none"
 
     def __post_init__(self):
         object.__setattr__(self, "classes", tuple(self.classes))  # a JSON list reads back
@@ -151,6 +156,9 @@ class ModelConfig:
         if self.g_cond == "norm" and self.conditional is False:
             raise ValueError("g_cond='norm' steers G by class: it needs a conditional model. "
                              "Received: conditional=False")
+        if self.g_noise not in G_NOISES:
+            raise ValueError(f"g_noise must be one of {G_NOISES}. Received: "
+                             f"g_noise={self.g_noise!r}")
         if self.d_norm not in D_NORMS:
             raise ValueError(f"d_norm must be one of {D_NORMS}. Received: d_norm={self.d_norm!r}")
         if self.disc not in discriminator_names():

@@ -119,7 +119,8 @@ def build_generator(config: Config, sync_batchnorm: bool = False):
     m = config.model
     g = Generator(latent_dim=m.latent_dim, size=m.height, base_width=m.generator_width,
                   sync_batchnorm=sync_batchnorm, num_classes=m.num_classes,
-                  class_norm=m.g_cond == "norm" and m.num_classes > 0)
+                  class_norm=m.g_cond == "norm" and m.num_classes > 0,
+                  pixel_noise=m.g_noise == "pixel")
     with_labels(g, tf.zeros([1, m.latent_dim]), balanced_labels(1, m.num_classes),
                 training=False)
     return g

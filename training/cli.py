@@ -6,8 +6,9 @@ import argparse
 import dataclasses
 
 from tfgan import augment
-from tfgan.config import (D_BATCHES, D_NORMS, G_CONDS, PRECISIONS, PRESETS, RECIPES, SCALES,
-                          SLICES, STRATEGIES, Config, discriminator_names, loss_names, with_recipe)
+from tfgan.config import (D_BATCHES, D_NORMS, G_CONDS, G_NOISES, PRECISIONS, PRESETS,
+                          RECIPES, SCALES, SLICES, STRATEGIES, Config, discriminator_names,
+                          loss_names, with_recipe)
 
 # flag dest -> (config section, field). Every flag defaults to None: "not given", so that a
 # resumed run keeps its saved value unless the flag is passed again.
@@ -16,6 +17,7 @@ FLAG_FIELDS = {
     "g_scale": ("model", "g_scale"),
     "spectral_norm": ("model", "spectral_norm"), "d_norm": ("model", "d_norm"),
     "conditional": ("model", "conditional"), "g_cond": ("model", "g_cond"),
+    "g_noise": ("model", "g_noise"),
     "data": ("data", "data_dir"), "scale": ("data", "scale"), "slice": ("data", "slice"),
     "sample_rate": ("data", "sample_rate"), "hop_length": ("data", "hop_length"),
     "beta_1": ("train", "beta_1"), "beta_2": ("train", "beta_2"),
@@ -74,6 +76,9 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
                    help="how a conditional G takes its class: input (an embedding joined to "
                         "z; default) or norm (also a scale and offset per class in every "
                         "BatchNorm of G)")
+    g.add_argument("--g-noise", choices=G_NOISES,
+                   help="noise in G's output: none (default) or pixel (Gaussian noise on "
+                        "every pixel before the tanh, scaled by a map G learns from zero)")
     g.add_argument("--spectral-norm", action="store_true", default=None,
                    help="spectral normalisation on every layer of D (balance control)")
 

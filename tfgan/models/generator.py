@@ -66,11 +66,14 @@ class Generator(keras.Model):
         concatenated to z before the first layer.
       class_norm: with classes, every BatchNorm's scale and offset are per class
         (`ClassBatchNorm`), so the class steers every block, not only the input.
+      pixel_noise: add Gaussian noise to every output pixel before the tanh, scaled per
+        pixel by a second output map (`to_noise`, zero at the start, so G starts as without
+        it). The noise is a function of z (`pixel_noise_for`): one z gives one sample.
     """
 
     def __init__(self, latent_dim: int = 100, size: int = 64, base_width: int = 64,
                  sync_batchnorm: bool = False, num_classes: int = 0,
-                 class_norm: bool = False, **kwargs):
+                 class_norm: bool = False, pixel_noise: bool = False, **kwargs):
         super().__init__(**kwargs)
         k = _check_size("size", size)
         if latent_dim < 1 or base_width < 1:
@@ -80,7 +83,7 @@ class Generator(keras.Model):
         if class_norm and not num_classes:
             raise ValueError("class_norm needs a conditional generator (num_classes >= 2).")
         self.sync_batchnorm, self.num_classes = sync_batchnorm, num_classes
-        self.class_norm = class_norm
+        self.class_norm, self.pixel_noise = class_norm, pixel_noise
         top = base_width * 2 ** k
         if num_classes:
             self.class_embedding = layers.Embedding(num_classes, latent_dim,
@@ -101,6 +104,9 @@ class Generator(keras.Model):
                                                      padding="same", use_bias=False))
             self.norms.append(bn(top // 2 ** (i + 1)))
         self.to_image = layers.Conv2DTranspose(1, 4, strides=2, padding="same")  # [b, size, size, 1]
+        if pixel_noise:  # the noise's scale at each pixel; zeros draw no random numbers
+            self.to_noise = layers.Conv2DTranspose(1, 4, strides=2, padding="same",
+                                                   kernel_initializer="zeros")
         # tanh in float32: under mixed precision the output must stay exact at +-1.
         self.out = layers.Activation("tanh", dtype="float32")
 
@@ -111,6 +117,7 @@ class Generator(keras.Model):
         return None
 
     def call(self, z, labels=None, training=False):
+        seeds = z
         if self.num_classes:
             if labels is None:
                 raise ValueError(f"This generator is conditional on {self.num_classes} "
@@ -121,7 +128,11 @@ class Generator(keras.Model):
         x = keras.ops.relu(self._norm(self.project_bn, x, labels, training))
         for conv, norm in zip(self.convs, self.norms):
             x = keras.ops.relu(self._norm(norm, conv(x), labels, training))
-        return self.out(self.to_image(x))
+        image = self.to_image(x)
+        if self.pixel_noise:
+            noise = pixel_noise_for(seeds, (self.size, self.size, 1))
+            image = image + self.to_noise(x) * keras.ops.cast(noise, image.dtype)
+        return self.out(image)
 
     def _norm(self, layer, x, labels, training):
         if self.class_norm:
@@ -131,4 +142,20 @@ class Generator(keras.Model):
     def get_config(self):
         return {**super().get_config(), "latent_dim": self.latent_dim, "size": self.size,
                 "base_width": self.base_width, "sync_batchnorm": self.sync_batchnorm,
-                "num_classes": self.num_classes, "class_norm": self.class_norm}
+                "num_classes": self.num_classes, "class_norm": self.class_norm,
+                "pixel_noise": self.pixel_noise}
+
+
+def pixel_noise_for(z, shape):
+    """Standard normal noise `[b, *shape]` that is a function of each row of z `[b, d]`.
+
+    Each example's noise is drawn from a stateless generator seeded with the bits of its
+    first and last latent values, so the same z gives the same noise in any batch, in
+    training, evaluation and a served SavedModel alike, with no random state to carry.
+    """
+    import tensorflow as tf
+
+    z = tf.cast(z, tf.float32)
+    seeds = tf.bitcast(tf.stack([z[:, 0], z[:, -1]], axis=1), tf.int32)  # [b, 2]
+    return tf.vectorized_map(
+        lambda s: tf.random.stateless_normal(shape, seed=s), seeds)
