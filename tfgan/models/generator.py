@@ -146,16 +146,36 @@ class Generator(keras.Model):
                 "pixel_noise": self.pixel_noise}
 
 
-def pixel_noise_for(z, shape):
-    """Standard normal noise `[b, *shape]` that is a function of each row of z `[b, d]`.
-
-    Each example's noise is drawn from a stateless generator seeded with the bits of its
-    first and last latent values, so the same z gives the same noise in any batch, in
-    training, evaluation and a served SavedModel alike, with no random state to carry.
-    """
+def _mix32(x):
+    """A 32-bit integer hash (lowbias32: two xor-shift-multiply rounds) of uint32 `x`."""
     import tensorflow as tf
 
-    z = tf.cast(z, tf.float32)
-    seeds = tf.bitcast(tf.stack([z[:, 0], z[:, -1]], axis=1), tf.int32)  # [b, 2]
-    return tf.vectorized_map(
-        lambda s: tf.random.stateless_normal(shape, seed=s), seeds)
+    for shift, factor in ((16, 0x7FEB352D), (15, 0x846CA68B)):
+        x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(shift, tf.uint32)))
+        x = x * tf.constant(factor, tf.uint32)
+    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(16, tf.uint32)))
+
+
+def pixel_noise_for(z, shape):
+    """Standard normal noise `[b, *shape]`, float32, that is a function of each row of z.
+
+    Each example's noise hashes the bits of its first and last latent values with the pixel
+    index (counter-based, as stateless generators are) and turns pairs of uniforms into
+    normals (Box-Muller), all in a few elementwise ops on the batch. So the same z gives
+    the same noise in any batch, in training, evaluation and a served SavedModel alike,
+    with no random state to carry between calls.
+    """
+    import math
+
+    import tensorflow as tf
+
+    n = math.prod(shape)
+    bits = tf.bitcast(tf.cast(tf.stack([z[:, 0], z[:, -1]], axis=1), tf.float32), tf.uint32)
+    key = _mix32(tf.bitwise.bitwise_xor(bits[:, :1], _mix32(bits[:, 1:] + 0x9E3779B9)))
+    counter = tf.range(2 * n, dtype=tf.int32)[None]  # [1, 2n]
+    h = _mix32(tf.bitwise.bitwise_xor(_mix32(tf.cast(counter, tf.uint32)), key))  # [b, 2n]
+    u = (tf.cast(h, tf.float32) + 0.5) * (1.0 / 2 ** 32)  # in (0, 1)
+    u = tf.minimum(u, 1.0 - 2.0 ** -24)  # float32 rounds the top uniforms up to 1
+    radius = tf.sqrt(-2.0 * tf.math.log(u[:, :n]))
+    normal = radius * tf.cos((2 * math.pi) * u[:, n:])
+    return tf.reshape(normal, [-1, *shape])
