@@ -1,0 +1,81 @@
+"""G's pixel noise (`--g-noise pixel`): a function of z, standard normal, starting at zero."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy import stats
+
+from tfgan.config import Config, ModelConfig
+from tfgan.models import Generator
+from tfgan.models.generator import pixel_noise_for
+
+Z = tf.random.stateless_normal([64, 16], seed=[5, 6])
+LABELS = tf.constant([0, 1, 2, 1] * 16)
+
+
+def test_noise_is_standard_normal_independent_and_a_function_of_each_z():
+    noise = pixel_noise_for(Z, (64, 64, 1)).numpy()
+    assert noise.shape == (64, 64, 64, 1) and noise.dtype == np.float32
+    flat = noise.reshape(64, -1)
+    assert abs(flat.mean()) < 0.01 and abs(flat.std() - 1) < 0.01
+    assert stats.kstest(flat.ravel(), "norm").pvalue > 0.01
+    # Neither neighbouring pixels nor two examples share their noise.
+    assert abs(np.corrcoef(noise[:, :, :-1].ravel(), noise[:, :, 1:].ravel())[0, 1]) < 0.01
+    between = np.corrcoef(flat[:16])[np.triu_indices(16, 1)]
+    assert np.abs(between).max() < 0.05
+    # The same z gives the same noise alone, in another batch, in another order.
+    np.testing.assert_array_equal(pixel_noise_for(Z[5:6], (64, 64, 1)), noise[5:6])
+    np.testing.assert_array_equal(pixel_noise_for(Z[::-1], (64, 64, 1))[::-1], noise)
+
+
+def _pair(seed=3):
+    out = []
+    for pixel_noise in (False, True):
+        tf.keras.utils.set_random_seed(seed)
+        g = Generator(16, 64, 4, num_classes=3, pixel_noise=pixel_noise)
+        g(Z[:1], LABELS[:1])
+        out.append(g)
+    return out
+
+
+def test_generator_starts_as_without_noise_then_adds_it_where_its_map_says():
+    plain, noisy = _pair()
+    # The map starts at zero and its layer draws no random numbers: the same seed gives
+    # the very same G as without the option.
+    np.testing.assert_array_equal(noisy(Z, LABELS), plain(Z, LABELS))
+    noisy.to_noise.bias.assign([0.3])
+    before_tanh = np.arctanh(np.clip(noisy(Z, LABELS).numpy(), -0.999999, 0.999999))
+    clean = np.arctanh(np.clip(plain(Z, LABELS).numpy(), -0.999999, 0.999999))
+    added = (before_tanh - clean) / 0.3  # the noise itself, where tanh did not saturate
+    keep = np.abs(clean) < 2
+    np.testing.assert_allclose(added[keep], pixel_noise_for(Z, (64, 64, 1)).numpy()[keep],
+                               atol=2e-3)
+    # One z, one sample: alone or in a batch, with the class it was asked for.
+    np.testing.assert_array_equal(noisy(Z[7:8], LABELS[7:8]), noisy(Z, LABELS)[7:8])
+
+
+def test_noisy_generator_round_trips_and_exports(tmp_path):
+    _, g = _pair()
+    g.to_noise.bias.assign([0.2])
+    again = Generator.from_config(json.loads(json.dumps(g.get_config())))
+    again(Z[:1], LABELS[:1])
+    again.set_weights(g.get_weights())
+    np.testing.assert_array_equal(again(Z, LABELS), g(Z, LABELS))
+
+    module = tf.Module()
+    module.g = g
+    module.sample = tf.function(lambda z, y: g(z, y, training=False), input_signature=[
+        tf.TensorSpec([None, 16], tf.float32), tf.TensorSpec([None], tf.int32)])
+    tf.saved_model.save(module, str(tmp_path / "m"))
+    loaded = tf.saved_model.load(str(tmp_path / "m"))
+    np.testing.assert_allclose(loaded.sample(Z, LABELS), g(Z, LABELS), atol=1e-6)
+
+
+def test_config_names_the_choices():
+    assert Config().model.g_noise == "none"
+    with pytest.raises(ValueError, match=r"g_noise must be one of \('none', 'pixel'\)"):
+        ModelConfig(g_noise="gauss").validate()
