@@ -24,6 +24,7 @@ CONFIG_VERSION = 2
 D_NORMS = ("batch", "none")
 G_CONDS = ("input", "norm")  # how a conditional G takes its class
 G_NOISES = ("none", "pixel")  # noise G adds to its output before tanh
+G_LASTS = ("transpose", "resize")  # how G's last layer doubles the size
 D_BATCHES = ("apart", "joint")
 SLICES = ("auto", "start", "random", "energy")
 RECIPES = ("reference", "modern")
@@ -127,6 +128,10 @@ class ModelConfig:
     # scaled per pixel by a map G learns (zero at the start), for the textures a stack of
     # transposed convolutions draws badly (a recording's noise floor).
     g_noise: str = "none"
+    # G's last layer: "transpose" (a 4x4 stride-2 transposed convolution, as in every other
+    # block) or "resize" (nearest-neighbour x2, then a 3x3 convolution: no checkerboard,
+    # Odena et al. 2016).
+    g_last: str = "transpose"
 
     def __post_init__(self):
         object.__setattr__(self, "classes", tuple(self.classes))  # a JSON list reads back
@@ -159,6 +164,8 @@ class ModelConfig:
         if self.g_noise not in G_NOISES:
             raise ValueError(f"g_noise must be one of {G_NOISES}. Received: "
                              f"g_noise={self.g_noise!r}")
+        if self.g_last not in G_LASTS:
+            raise ValueError(f"g_last must be one of {G_LASTS}. Received: g_last={self.g_last!r}")
         if self.d_norm not in D_NORMS:
             raise ValueError(f"d_norm must be one of {D_NORMS}. Received: d_norm={self.d_norm!r}")
         if self.disc not in discriminator_names():

@@ -120,7 +120,7 @@ def build_generator(config: Config, sync_batchnorm: bool = False):
     g = Generator(latent_dim=m.latent_dim, size=m.height, base_width=m.generator_width,
                   sync_batchnorm=sync_batchnorm, num_classes=m.num_classes,
                   class_norm=m.g_cond == "norm" and m.num_classes > 0,
-                  pixel_noise=m.g_noise == "pixel")
+                  pixel_noise=m.g_noise == "pixel", last_up=m.g_last)
     with_labels(g, tf.zeros([1, m.latent_dim]), balanced_labels(1, m.num_classes),
                 training=False)
     return g

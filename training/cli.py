@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 
 from tfgan import augment
-from tfgan.config import (D_BATCHES, D_NORMS, G_CONDS, G_NOISES, PRECISIONS, PRESETS,
+from tfgan.config import (D_BATCHES, D_NORMS, G_CONDS, G_LASTS, G_NOISES, PRECISIONS, PRESETS,
                           RECIPES, SCALES, SLICES, STRATEGIES, Config, discriminator_names,
                           loss_names, with_recipe)
 
@@ -17,7 +17,7 @@ FLAG_FIELDS = {
     "g_scale": ("model", "g_scale"),
     "spectral_norm": ("model", "spectral_norm"), "d_norm": ("model", "d_norm"),
     "conditional": ("model", "conditional"), "g_cond": ("model", "g_cond"),
-    "g_noise": ("model", "g_noise"),
+    "g_noise": ("model", "g_noise"), "g_last": ("model", "g_last"),
     "data": ("data", "data_dir"), "scale": ("data", "scale"), "slice": ("data", "slice"),
     "sample_rate": ("data", "sample_rate"), "hop_length": ("data", "hop_length"),
     "beta_1": ("train", "beta_1"), "beta_2": ("train", "beta_2"),
@@ -78,7 +78,11 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
                         "BatchNorm of G)")
     g.add_argument("--g-noise", choices=G_NOISES,
                    help="noise in G's output: none (default) or pixel (Gaussian noise on "
-                        "every pixel before the tanh, scaled by a map G learns from zero)")
+                        "every pixel before the tanh, scaled by a map G learns)")
+    g.add_argument("--g-last", choices=G_LASTS,
+                   help="G's last layer: transpose (a stride-2 transposed convolution; "
+                        "default) or resize (nearest-neighbour x2, then a 3x3 convolution: "
+                        "no checkerboard)")
     g.add_argument("--spectral-norm", action="store_true", default=None,
                    help="spectral normalisation on every layer of D (balance control)")
 

@@ -9,6 +9,13 @@ from keras import layers
 
 from tfgan.models.batchnorm import batch_norm
 
+# The pixel noise's scale at the start, before the tanh: about the standard deviation of
+# a recording's noise floor in the normalised spectrogram (pixel-to-pixel differences of
+# real built-in clips have a standard deviation of 0.21-0.25, so about 0.15 per pixel). A
+# map that starts at zero barely moved in 1500 steps: its gradient is the correlation of
+# the noise with D's verdict, which averages out.
+NOISE_START = 0.1
+
 
 def _check_size(name: str, size: int) -> int:
     if size not in (64, 128):
@@ -67,13 +74,18 @@ class Generator(keras.Model):
       class_norm: with classes, every BatchNorm's scale and offset are per class
         (`ClassBatchNorm`), so the class steers every block, not only the input.
       pixel_noise: add Gaussian noise to every output pixel before the tanh, scaled per
-        pixel by a second output map (`to_noise`, zero at the start, so G starts as without
-        it). The noise is a function of z (`pixel_noise_for`): one z gives one sample.
+        pixel by a second output map (`to_noise`, NOISE_START everywhere at the start).
+        The noise is a function of z (`pixel_noise_for`): one z gives one sample.
+      last_up: how the last layer doubles the size: "transpose" (a 4x4 stride-2
+        transposed convolution) or "resize" (nearest-neighbour x2, then a 3x3 convolution,
+        which draws no checkerboard: Odena et al., 2016, "Deconvolution and Checkerboard
+        Artifacts").
     """
 
     def __init__(self, latent_dim: int = 100, size: int = 64, base_width: int = 64,
                  sync_batchnorm: bool = False, num_classes: int = 0,
-                 class_norm: bool = False, pixel_noise: bool = False, **kwargs):
+                 class_norm: bool = False, pixel_noise: bool = False,
+                 last_up: str = "transpose", **kwargs):
         super().__init__(**kwargs)
         k = _check_size("size", size)
         if latent_dim < 1 or base_width < 1:
@@ -83,7 +95,10 @@ class Generator(keras.Model):
         if class_norm and not num_classes:
             raise ValueError("class_norm needs a conditional generator (num_classes >= 2).")
         self.sync_batchnorm, self.num_classes = sync_batchnorm, num_classes
-        self.class_norm, self.pixel_noise = class_norm, pixel_noise
+        if last_up not in ("transpose", "resize"):
+            raise ValueError("last_up must be 'transpose' or 'resize'. "
+                             f"Received: last_up={last_up!r}")
+        self.class_norm, self.pixel_noise, self.last_up = class_norm, pixel_noise, last_up
         top = base_width * 2 ** k
         if num_classes:
             self.class_embedding = layers.Embedding(num_classes, latent_dim,
@@ -103,10 +118,18 @@ class Generator(keras.Model):
             self.convs.append(layers.Conv2DTranspose(top // 2 ** (i + 1), 4, strides=2,
                                                      padding="same", use_bias=False))
             self.norms.append(bn(top // 2 ** (i + 1)))
-        self.to_image = layers.Conv2DTranspose(1, 4, strides=2, padding="same")  # [b, size, size, 1]
-        if pixel_noise:  # the noise's scale at each pixel; zeros draw no random numbers
-            self.to_noise = layers.Conv2DTranspose(1, 4, strides=2, padding="same",
-                                                   kernel_initializer="zeros")
+        if last_up == "resize":
+            self.upsample = layers.UpSampling2D(2, interpolation="nearest")
+
+        def last(**kwargs):  # [b, size, size, 1]
+            if last_up == "resize":
+                return layers.Conv2D(1, 3, padding="same", **kwargs)
+            return layers.Conv2DTranspose(1, 4, strides=2, padding="same", **kwargs)
+
+        self.to_image = last()
+        if pixel_noise:  # the noise's scale at each pixel; constants draw no random numbers
+            self.to_noise = last(kernel_initializer="zeros",
+                                 bias_initializer=keras.initializers.Constant(NOISE_START))
         # tanh in float32: under mixed precision the output must stay exact at +-1.
         self.out = layers.Activation("tanh", dtype="float32")
 
@@ -128,6 +151,8 @@ class Generator(keras.Model):
         x = keras.ops.relu(self._norm(self.project_bn, x, labels, training))
         for conv, norm in zip(self.convs, self.norms):
             x = keras.ops.relu(self._norm(norm, conv(x), labels, training))
+        if self.last_up == "resize":
+            x = self.upsample(x)
         image = self.to_image(x)
         if self.pixel_noise:
             noise = pixel_noise_for(seeds, (self.size, self.size, 1))
@@ -143,7 +168,7 @@ class Generator(keras.Model):
         return {**super().get_config(), "latent_dim": self.latent_dim, "size": self.size,
                 "base_width": self.base_width, "sync_batchnorm": self.sync_batchnorm,
                 "num_classes": self.num_classes, "class_norm": self.class_norm,
-                "pixel_noise": self.pixel_noise}
+                "pixel_noise": self.pixel_noise, "last_up": self.last_up}
 
 
 def _mix32(x):

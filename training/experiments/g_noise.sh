@@ -1,7 +1,7 @@
 #!/bin/bash
 # The default run (conditional, modern recipe, 4000 lazy steps) with noise on every pixel
 # of G's output: --g-noise pixel (Gaussian noise before the tanh, scaled per pixel by a map
-# G learns from zero, like StyleGAN's noise inputs but at the output) for the noise floor
+# G learns, 0.1 at the start, like StyleGAN's noise inputs but at the output) for the noise floor
 # of the data, which a stack of transposed convolutions draws smooth. Same cost. Tag
 # gnoise-pixel; results in docs/quality/gnoise; finished cells are reused and interrupted
 # ones resumed.
