@@ -339,13 +339,14 @@ def test_r1_under_mixed_float16_matches_float32():
             d = build_discriminator("simple", size=64, base_width=8, norm="none")
             d(x)
             # A tiny logit layer puts the input gradients (about 2e-9) below float16's
-            # smallest subnormal (6e-8): unscaled they are lost on any CPU, scaled they are not.
+            # smallest subnormal (6e-8): unscaled they are lost on any CPU; scaled by 2^20
+            # (about 2e-3) they are well inside float16's normal range.
             d.logit.kernel.assign(1e-7 * tf.ones_like(d.logit.kernel))
             g = Generator(latent_dim=8, size=64, base_width=4)
             gan = GAN(g, d, latent_dim=8)
             opt = keras.optimizers.Adam()
             if scaled:
-                opt = keras.optimizers.LossScaleOptimizer(opt)
+                opt = keras.optimizers.LossScaleOptimizer(opt, initial_scale=2.0 ** 20)
             gan.compile(d_optimizer=opt, g_optimizer=keras.optimizers.Adam(), loss="rpgan")
             opt.build(d.trainable_variables)
             return gan._penalised(x, None, 1.0, opt)[1].numpy()

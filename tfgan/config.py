@@ -125,7 +125,7 @@ class ModelConfig:
     # (that, and a scale and offset per class in every BatchNorm). No effect unconditional.
     g_cond: str = "input"
     # Noise in G's output: "none", or "pixel": Gaussian noise on every pixel before the tanh,
-    # scaled per pixel by a map G learns (zero at the start), for the textures a stack of
+    # scaled per pixel by a map G learns (0.1 at the start), for the textures a stack of
     # transposed convolutions draws badly (a recording's noise floor).
     g_noise: str = "none"
     # G's last layer: "transpose" (a 4x4 stride-2 transposed convolution, as in every other

@@ -27,7 +27,7 @@ def test_noise_is_standard_normal_independent_and_a_function_of_each_z():
     # Neither neighbouring pixels nor two examples share their noise.
     assert abs(np.corrcoef(noise[:, :, :-1].ravel(), noise[:, :, 1:].ravel())[0, 1]) < 0.01
     between = np.corrcoef(flat[:16])[np.triu_indices(16, 1)]
-    assert np.abs(between).max() < 0.05
+    assert np.abs(between).max() < 0.1 and np.abs(between).mean() < 0.02
     # The same z gives the same noise alone, in another batch, in another order.
     np.testing.assert_array_equal(pixel_noise_for(Z[5:6], (64, 64, 1)), noise[5:6])
     np.testing.assert_array_equal(pixel_noise_for(Z[::-1], (64, 64, 1))[::-1], noise)
@@ -62,7 +62,29 @@ def test_generator_adds_the_noise_its_map_asks_for(last_up):
     np.testing.assert_array_equal(noisy(Z, LABELS), plain(Z, LABELS))
     # One z, one sample: alone or in a batch, with the class it was asked for.
     noisy.to_noise.bias.assign([0.3])
-    np.testing.assert_array_equal(noisy(Z[7:8], LABELS[7:8]), noisy(Z, LABELS)[7:8])
+    np.testing.assert_allclose(noisy(Z[7:8], LABELS[7:8]), noisy(Z, LABELS)[7:8], atol=1e-6)
+
+
+def test_noise_is_the_same_under_a_mixed_policy():
+    """Keras would cast z to float16 before G sees it; G hashes z's float32 bits instead, so
+    a G trained under mixed_float16 draws the noise its float32 export draws."""
+    _, g = _pair()
+    expected = NOISE_START * pixel_noise_for(Z, (64, 64, 1)).numpy()
+    for policy in ("float32", "mixed_float16"):
+        tf.keras.mixed_precision.set_global_policy(policy)
+        try:
+            h = Generator(16, 64, 4, num_classes=3, pixel_noise=True)  # under the policy
+            h(Z[:1], LABELS[:1])
+            h.set_weights(g.get_weights())
+            assert h.compute_dtype == ("float16" if policy != "float32" else "float32")
+            noisy = np.arctanh(np.clip(h(Z, LABELS).numpy(), -0.999, 0.999))
+            h.to_noise.bias.assign([0.0])
+            clean = np.arctanh(np.clip(h(Z, LABELS).numpy(), -0.999, 0.999))
+        finally:
+            tf.keras.mixed_precision.set_global_policy("float32")
+        keep = np.abs(clean) < 1  # away from tanh's saturation
+        np.testing.assert_allclose((noisy - clean)[keep], expected[keep], atol=0.02,
+                                   err_msg=policy)
 
 
 def test_resize_last_layer_draws_no_checkerboard():

@@ -397,20 +397,23 @@ def test_conditional_run_learns_the_folders_classes_and_samples_each(tmp_path, d
     assert "Traceback" not in proc.stderr
 
 
-def test_class_norm_and_pixel_noise_run_trains_resumes_and_loads_them(tmp_path, data_dir):
+def test_class_norm_pixel_noise_and_resize_run_trains_resumes_and_loads_them(tmp_path, data_dir):
     from tfgan.models.generator import ClassBatchNorm
     from tfgan.rundir import RunDir, load_generator
 
     run = tmp_path / "run"
-    run_cli("--conditional", "--g-cond", "norm", "--g-noise", "pixel", "--data", str(data_dir),
-            "--run-dir", str(run), *TINY, "--eval-every", "0")
+    run_cli("--conditional", "--g-cond", "norm", "--g-noise", "pixel", "--g-last", "resize",
+            "--data", str(data_dir), "--run-dir", str(run), *TINY, "--eval-every", "0")
     run_cli("--data", str(data_dir), "--run-dir", str(run), "--resume", "--steps", "8",
             "--eval-every", "0")
     model = json.loads((run / "config.json").read_text())["model"]
     assert model["g_cond"] == "norm" and model["g_noise"] == "pixel"
+    assert model["g_last"] == "resize"
     g, config, _, step = load_generator(RunDir(run))
     norms = [layer for layer in g._flatten_layers() if isinstance(layer, ClassBatchNorm)]
     assert step == 8 and config.model.num_classes == 3 and len(norms) == 4
-    # The tables and the noise map start at zero; restored from training they are not.
+    # The tables and the noise map's kernel start at zero; restored from training they
+    # are not.
     assert all(np.abs(n.gain.embeddings.numpy()).max() > 0 for n in norms)
     assert g.pixel_noise and np.abs(g.to_noise.kernel.numpy()).max() > 0
+    assert g.last_up == "resize" and g.to_image.kernel.shape == (3, 3, 4, 1)

@@ -7,13 +7,14 @@ import math
 import keras
 from keras import layers
 
+from tfgan.config import G_LASTS
 from tfgan.models.batchnorm import batch_norm
 
-# The pixel noise's scale at the start, before the tanh: about the standard deviation of
-# a recording's noise floor in the normalised spectrogram (pixel-to-pixel differences of
-# real built-in clips have a standard deviation of 0.21-0.25, so about 0.15 per pixel). A
-# map that starts at zero barely moved in 1500 steps: its gradient is the correlation of
-# the noise with D's verdict, which averages out.
+# The pixel noise's scale at the start, before the tanh. Of the order of the real clips'
+# finest texture in the normalised spectrogram: neighbour differences have a standard
+# deviation of 0.21-0.25 on the built-in clips and 0.09-0.12 on the recordings
+# (docs/quality/gnoise/texture.md). A map that starts at zero barely moved in 1500 steps:
+# its gradient is the correlation of the noise with D's verdict, which averages out.
 NOISE_START = 0.1
 
 
@@ -86,6 +87,10 @@ class Generator(keras.Model):
                  sync_batchnorm: bool = False, num_classes: int = 0,
                  class_norm: bool = False, pixel_noise: bool = False,
                  last_up: str = "transpose", **kwargs):
+        # No autocast of z under a mixed policy: the pixel noise hashes z's float32 bits, and
+        # must hash the same bits in training (mixed) as in export and serving (float32).
+        # Each layer still casts its own input.
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         k = _check_size("size", size)
         if latent_dim < 1 or base_width < 1:
@@ -95,9 +100,8 @@ class Generator(keras.Model):
         if class_norm and not num_classes:
             raise ValueError("class_norm needs a conditional generator (num_classes >= 2).")
         self.sync_batchnorm, self.num_classes = sync_batchnorm, num_classes
-        if last_up not in ("transpose", "resize"):
-            raise ValueError("last_up must be 'transpose' or 'resize'. "
-                             f"Received: last_up={last_up!r}")
+        if last_up not in G_LASTS:
+            raise ValueError(f"last_up must be one of {G_LASTS}. Received: last_up={last_up!r}")
         self.class_norm, self.pixel_noise, self.last_up = class_norm, pixel_noise, last_up
         top = base_width * 2 ** k
         if num_classes:
@@ -184,7 +188,8 @@ def _mix32(x):
 def pixel_noise_for(z, shape):
     """Standard normal noise `[b, *shape]`, float32, that is a function of each row of z.
 
-    Each example's noise hashes the bits of its first and last latent values with the pixel
+    Each example's noise hashes the float32 bits of its first and last latent values (two
+    z's that share both get the same noise; drawn from N(0, I), they do not) with the pixel
     index (counter-based, as stateless generators are) and turns pairs of uniforms into
     normals (Box-Muller), all in a few elementwise ops on the batch. So the same z gives
     the same noise in any batch, in training, evaluation and a served SavedModel alike,
