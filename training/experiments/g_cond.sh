@@ -8,11 +8,6 @@
 # Usage: training/experiments/g_cond.sh "SEEDS" [DATA ...]; then
 #        python -m training.quality --report-only --data builtin instruments --seeds 0 1 2 \
 #            --recipes modern --tag gcond-norm --out docs/quality/gcond
-cd "$(dirname "$0")/../.."
-PY=${PY:-.venv/bin/python}
-OUT=${OUT:-docs/quality/gcond}
 [ $# -ge 1 ] || { echo "usage: $0 SEEDS [DATA ...]" >&2; exit 2; }
 seeds=$1; shift
-data=${*:-builtin instruments}
-$PY -m training.quality --data $data --recipes modern --seeds $seeds --tag gcond-norm \
-    --out "$OUT" -- --conditional on --g-cond norm
+exec "$(dirname "$0")/screen.sh" gcond-norm docs/quality/gcond "$seeds" "$@" -- --g-cond norm

@@ -8,11 +8,6 @@
 # Usage: training/experiments/g_last.sh "SEEDS" [DATA ...]; then
 #        python -m training.quality --report-only --data builtin instruments --seeds 0 1 2 \
 #            --recipes modern --tag glast-resize --out docs/quality/glast
-cd "$(dirname "$0")/../.."
-PY=${PY:-.venv/bin/python}
-OUT=${OUT:-docs/quality/glast}
 [ $# -ge 1 ] || { echo "usage: $0 SEEDS [DATA ...]" >&2; exit 2; }
 seeds=$1; shift
-data=${*:-builtin instruments}
-$PY -m training.quality --data $data --recipes modern --seeds $seeds --tag glast-resize \
-    --out "$OUT" -- --conditional on --g-last resize
+exec "$(dirname "$0")/screen.sh" glast-resize docs/quality/glast "$seeds" "$@" -- --g-last resize

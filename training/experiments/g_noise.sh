@@ -9,11 +9,6 @@
 # Usage: training/experiments/g_noise.sh "SEEDS" [DATA ...]; then
 #        python -m training.quality --report-only --data builtin instruments --seeds 0 1 2 \
 #            --recipes modern --tag gnoise-pixel --out docs/quality/gnoise
-cd "$(dirname "$0")/../.."
-PY=${PY:-.venv/bin/python}
-OUT=${OUT:-docs/quality/gnoise}
 [ $# -ge 1 ] || { echo "usage: $0 SEEDS [DATA ...]" >&2; exit 2; }
 seeds=$1; shift
-data=${*:-builtin instruments}
-$PY -m training.quality --data $data --recipes modern --seeds $seeds --tag gnoise-pixel \
-    --out "$OUT" -- --conditional on --g-noise pixel
+exec "$(dirname "$0")/screen.sh" gnoise-pixel docs/quality/gnoise "$seeds" "$@" -- --g-noise pixel

@@ -10,11 +10,6 @@
 # Usage: training/experiments/lr_warmup.sh "SEEDS" [DATA ...]; then
 #        python -m training.quality --report-only --data builtin instruments --seeds 0 1 2 \
 #            --recipes modern --tag glr2-warmup --out docs/quality/warmup
-cd "$(dirname "$0")/../.."
-PY=${PY:-.venv/bin/python}
-OUT=${OUT:-docs/quality/warmup}
 [ $# -ge 1 ] || { echo "usage: $0 SEEDS [DATA ...]" >&2; exit 2; }
 seeds=$1; shift
-data=${*:-builtin instruments}
-$PY -m training.quality --data $data --recipes modern --seeds $seeds --tag glr2-warmup \
-    --out "$OUT" -- --conditional on --lr 4e-4 --d-lr-scale 0.5 --lr-decay 0.25 --lr-warmup 500
+exec "$(dirname "$0")/screen.sh" glr2-warmup docs/quality/warmup "$seeds" "$@" -- --lr 4e-4 --d-lr-scale 0.5 --lr-decay 0.25 --lr-warmup 500
