@@ -33,10 +33,15 @@ def _bench(argv, env_cache, **kw):
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory, data_dir):
+def cache(tmp_path_factory):
+    """One cache for the module's benchmarks: the held-out classifier is trained once."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, data_dir, cache):
     """Two arms, one seed, 30 steps: the smoke run of the issue."""
     out = tmp_path_factory.mktemp("bench") / "out"
-    cache = tmp_path_factory.mktemp("cache")
     argv = ["--data", str(data_dir), "--out", str(out), "--steps", "30",
             "--arms", "simple-reference", "resnet9-reference", *TINY]
     first = _bench(argv, cache, timeout=600)
@@ -103,20 +108,24 @@ def test_a_cell_with_other_settings_is_refused(smoke):
     assert "Traceback" not in r.stderr
 
 
-def _long_cell(tmp_path, data_dir, **popen):
-    """A benchmark of one 400-step cell, started in the background."""
-    out, cache = tmp_path / "out", tmp_path / "cache"
-    argv = ["--data", str(data_dir), "--out", str(out), "--steps", "400",
-            "--arms", "simple-reference", *TINY]
+LONG_STEPS = 200
+
+
+def _long_cell(tmp_path, data_dir, cache, **popen):
+    """A benchmark of one cell long enough to be stopped mid-way (checkpoints every
+    LONG_STEPS / 4 steps), started in the background."""
+    out = tmp_path / "out"
+    argv = ["--data", str(data_dir), "--out", str(out), "--steps", str(LONG_STEPS),
+            "--eval-every", str(LONG_STEPS // 2), "--arms", "simple-reference", *TINY]
     env = {**os.environ, "TFGAN_CACHE": str(cache)}
     proc = subprocess.Popen([sys.executable, "-m", "training.benchmark", *argv], cwd=ROOT,
                             env=env, stdout=subprocess.DEVNULL, **popen)
     return proc, out, cache, argv
 
 
-def test_a_killed_cell_resumes(tmp_path, data_dir):
+def test_a_killed_cell_resumes(tmp_path, data_dir, cache):
     """Kill the benchmark (and its training child) mid-cell; the rerun continues it."""
-    proc, out, cache, argv = _long_cell(tmp_path, data_dir, stderr=subprocess.DEVNULL,
+    proc, out, cache, argv = _long_cell(tmp_path, data_dir, cache, stderr=subprocess.DEVNULL,
                                         start_new_session=True)
     deadline = time.time() + 300
     cell = None
@@ -137,7 +146,7 @@ def test_a_killed_cell_resumes(tmp_path, data_dir):
     from tfgan.rundir import RunDir
 
     steps = [x["step"] for x in RunDir(cell).read_metrics()]
-    assert steps[-1] == 400 and steps == sorted(set(steps))
+    assert steps[-1] == LONG_STEPS and steps == sorted(set(steps))
     assert json.loads((cell / benchmark.CELL_RECORD).read_text())["status"] == "done"
 
 
@@ -266,11 +275,11 @@ def test_clean_balance_judges_real_and_fake_as_the_train_step_does(norm):
         assert gaps[0] == pytest.approx(gaps[1], abs=1e-5)
 
 
-def test_a_stop_signal_to_the_benchmark_stops_its_cell_resumably(tmp_path, data_dir):
+def test_a_stop_signal_to_the_benchmark_stops_its_cell_resumably(tmp_path, data_dir, cache):
     """SIGTERM to the benchmark alone: its training child checkpoints and stops too."""
     import psutil
 
-    proc, out, cache, argv = _long_cell(tmp_path, data_dir, stderr=subprocess.PIPE,
+    proc, out, cache, argv = _long_cell(tmp_path, data_dir, cache, stderr=subprocess.PIPE,
                                         text=True)
     deadline = time.time() + 300
 
