@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -128,21 +129,25 @@ def test_a_killed_cell_resumes(tmp_path, data_dir, cache):
     proc, out, cache, argv = _long_cell(tmp_path, data_dir, cache, stderr=subprocess.DEVNULL,
                                         start_new_session=True)
     deadline = time.time() + 300
-    cell = None
+    cell, first = None, LONG_STEPS // 4  # the first checkpoint after the step-0 one
     while time.time() < deadline:
-        found = list((out / "runs").glob("*/simple-reference-s0/checkpoints/ckpt-*.index"))
+        found = list((out / "runs").glob(
+            f"*/simple-reference-s0/checkpoints/ckpt-{first}.index"))
         if found:
             cell = found[0].parents[1]
+            time.sleep(0.5)  # let the save list its checkpoint
             break
-        time.sleep(0.5)
+        time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert cell is not None, "no checkpoint within 300 s"
+    assert cell is not None, f"no checkpoint at step {first} within 300 s"
     record = json.loads((cell / benchmark.CELL_RECORD).read_text())
     assert record["status"] == "running"
     r = _bench(argv, cache, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "--resume" in r.stdout
+    resumed = re.findall(r"Resumed from \S+ at step (\d+)", (cell / "train.log").read_text())
+    assert resumed and int(resumed[-1]) >= first, resumed  # not from step 0 again
     from tfgan.rundir import RunDir
 
     steps = [x["step"] for x in RunDir(cell).read_metrics()]
