@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?= --durations=15
+# Two pytest workers: most of a test's time is single-threaded (TensorFlow's imports and
+# graph tracing), so two of them share two cores well. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
+XDIST = $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadgroup)
 
 .PHONY: install train test test-fast browser-deps real-data-deps clean
 
@@ -33,10 +37,10 @@ real-data-deps:
 	  else echo "fluidsynth or its soundfont not found and cannot install it (not root): instrument-dataset tests will be skipped"; fi; }
 
 test: install browser-deps real-data-deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast: install
-	$(PY) -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) -m "not slow and not browser" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
