@@ -4,9 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?= --durations=15
 # Two pytest workers: most of a test's time is single-threaded (TensorFlow's imports and
-# graph tracing), so two of them share two cores well. PYTEST_WORKERS=0 runs in one process.
+# graph tracing), so two of them share two cores well. Whole files go to one worker, so a
+# module's expensive fixtures (the benchmark's smoke run, the perf report) are built once.
+# (--dist loadgroup would be finer, but pytest-xdist 3.8 cannot group tests under pytest
+# 9.2.) PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= 2
-XDIST = $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadgroup)
+XDIST = $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 
 .PHONY: install train test test-fast browser-deps real-data-deps clean
 

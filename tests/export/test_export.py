@@ -12,10 +12,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-# Under pytest-xdist (make test) one worker runs them all: these tests share the session's
-# trained and exported runs.
-pytestmark = pytest.mark.xdist_group("trained-runs")
-
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -15,9 +15,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-component-update", "--disable-sync"]
 SCREENSHOT = "/tmp/serving_page.png"
 
-# Under pytest-xdist (make test) one worker runs these with the other users of the
-# session's trained and exported runs.
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("trained-runs")]
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")

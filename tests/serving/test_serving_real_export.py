@@ -3,13 +3,8 @@
 import json
 
 import numpy as np
-import pytest
 import soundfile as sf
 from PIL import Image
-
-# Under pytest-xdist (make test) one worker runs them all: these tests share the session's
-# trained and exported runs.
-pytestmark = pytest.mark.xdist_group("trained-runs")
 
 
 def test_client_hears_the_exported_generator(exported, server_factory, tmp_path):

@@ -17,10 +17,6 @@ import pytest
 
 from training import benchmark, grid_report
 
-# Under pytest-xdist (make test) one worker runs them all: its tests share one data folder,
-# cache and smoke run.
-pytestmark = pytest.mark.xdist_group("benchmark")
-
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--seeds", "0", "--base-width", "4", "--batch-size", "8", "--precision", "float32"]
 

@@ -19,9 +19,6 @@ from training.perf.cli import main
 from training.perf.common import forward_macs, stats_of, step_flops
 from training.perf.report import summary_rows, to_markdown
 
-# Under pytest-xdist (make test) one worker runs them all: its tests read one quick report.
-pytestmark = pytest.mark.xdist_group("perf")
-
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = ("machine", "pipeline", "train", "profile", "experiments", "serving", "scaling",
             "gpu")
