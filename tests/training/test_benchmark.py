@@ -143,6 +143,7 @@ def test_a_killed_cell_resumes(tmp_path, data_dir, cache):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert cell is not None, "no checkpoint after step 0 within 300 s"
+    assert first < LONG_STEPS, f"the first checkpoint after step 0 is the last ({first})"
     record = json.loads((cell / benchmark.CELL_RECORD).read_text())
     assert record["status"] == "running"
     r = _bench(argv, cache, timeout=600)
