@@ -84,6 +84,15 @@ def write_bad_files(root: Path) -> dict[str, str]:
     }
 
 
+def newest_step(run: Path) -> int:
+    """The step of the newest checkpoint listed in the run's checkpoint index (-1: none):
+    the list a resume reads."""
+    import tensorflow as tf
+
+    state = tf.train.get_checkpoint_state(str(run / "checkpoints"))
+    return int(state.model_checkpoint_path.rsplit("-", 1)[1]) if state else -1
+
+
 @pytest.fixture(scope="session")
 def helpers():
     """The helpers above, for test modules (importing `conftest` by name is ambiguous:
@@ -91,7 +100,8 @@ def helpers():
     return types.SimpleNamespace(tone=tone, write_audio=write_audio, GOOD_FILES=GOOD_FILES,
                                  CLASS_NAMES=CLASS_NAMES, write_good_files=write_good_files,
                                  write_bad_files=write_bad_files,
-                                 write_synth_folder=write_synth_folder)
+                                 write_synth_folder=write_synth_folder,
+                                 newest_step=newest_step)
 
 
 @pytest.fixture(scope="session")

@@ -124,25 +124,19 @@ def _long_cell(tmp_path, data_dir, cache, **popen):
     return proc, out, argv
 
 
-def test_a_killed_cell_resumes(tmp_path, data_dir, cache):
+def test_a_killed_cell_resumes(tmp_path, data_dir, cache, helpers):
     """Kill the benchmark (and its training child) mid-cell; the rerun continues it."""
     proc, out, argv = _long_cell(tmp_path, data_dir, cache, stderr=subprocess.DEVNULL,
                                  start_new_session=True)
     deadline = time.time() + 300
-    cell, first = None, None  # the first checkpoint after the one at step 0
-    while time.time() < deadline:
-        found = {int(p.name[5:-6]): p for p in (out / "runs").glob(
-            "*/simple-reference-s0/checkpoints/ckpt-*.index")}
-        found.pop(0, None)
-        if found:
-            first = min(found)
-            cell = found[first].parents[1]
-            time.sleep(0.5)  # let the save list its checkpoint
-            break
+    cell, first = None, -1  # first: the first checkpoint listed after the one at step 0
+    while time.time() < deadline and first <= 0:
+        cell = next((out / "runs").glob("*/simple-reference-s0"), None)
+        first = helpers.newest_step(cell) if cell else -1
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert cell is not None, "no checkpoint after step 0 within 300 s"
+    assert first > 0, "no checkpoint after step 0 within 300 s"
     assert first < LONG_STEPS, f"the first checkpoint after step 0 is the last ({first})"
     record = json.loads((cell / benchmark.CELL_RECORD).read_text())
     assert record["status"] == "running"

@@ -90,12 +90,6 @@ def run_cli(*args, timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def newest_step(run: Path) -> int:
-    """The step of the newest checkpoint listed in the run's checkpoint index (-1: none)."""
-    state = tf.train.get_checkpoint_state(str(run / "checkpoints"))
-    return int(state.model_checkpoint_path.rsplit("-", 1)[1]) if state else -1
-
-
 def logged_steps(run: Path) -> list[int]:
     lines = (run / "metrics.jsonl").read_text().splitlines()
     return [json.loads(line)["step"] for line in lines]
@@ -113,18 +107,19 @@ def assert_all_finite(prefix: str) -> None:
 
 
 @pytest.mark.slow
-def test_sigkill_then_sigterm_then_resume_lose_nothing(tmp_path, data_dir, start_trainer):
+def test_sigkill_then_sigterm_then_resume_lose_nothing(tmp_path, data_dir, start_trainer,
+                                                        helpers):
     run = tmp_path / "run"
     args = ["--data", str(data_dir), "--run-dir", str(run), *TINY, "--steps", "100000",
             "--log-every", "5", "--checkpoint-every", "20", "--sample-every", "100000"]
 
     # 1. SIGKILL a little after the first checkpoint past step 0.
     first = start_trainer("first", *args)
-    first.wait_for(lambda: newest_step(run) >= 20)
+    first.wait_for(lambda: helpers.newest_step(run) >= 20)
     time.sleep(0.5)
     first.proc.send_signal(signal.SIGKILL)
     assert first.finish() == -signal.SIGKILL
-    killed_at = newest_step(run)
+    killed_at = helpers.newest_step(run)
     assert killed_at >= 20 and max(logged_steps(run)) > 0
     # What a save cut short by the kill leaves: data without a listed index, and the
     # saver's temporary directory. Neither may be picked up.
@@ -135,7 +130,7 @@ def test_sigkill_then_sigterm_then_resume_lose_nothing(tmp_path, data_dir, start
 
     # 2. Resume, then SIGTERM: a clean stop with a final checkpoint.
     second = start_trainer("second", *args, "--resume")
-    second.wait_for(lambda: newest_step(run) > killed_at)
+    second.wait_for(lambda: helpers.newest_step(run) > killed_at)
     time.sleep(0.3)
     second.proc.send_signal(signal.SIGTERM)
     assert second.finish() == 128 + signal.SIGTERM, second.output()[-3000:]
@@ -144,7 +139,7 @@ def test_sigkill_then_sigterm_then_resume_lose_nothing(tmp_path, data_dir, start
     stopped = int(re.search(r"stopped by signal at step (\d+) \(SIGTERM\); resume with "
                             r"--resume", out)[1])
     assert stopped > killed_at and "Traceback" not in out
-    assert newest_step(run) == stopped
+    assert helpers.newest_step(run) == stopped
     assert not (run / "checkpoints" / f"ckpt-{killed_at + 1000}_temp").exists()
     steps = logged_steps(run)
     assert steps == sorted(set(steps)) and max(steps) <= stopped
@@ -253,7 +248,7 @@ class SendSignal(keras.callbacks.Callback):
             os.kill(os.getpid(), self.signum)
 
 
-def test_sigint_writes_a_checkpoint_and_returns(tmp_path, data_dir):
+def test_sigint_writes_a_checkpoint_and_returns(tmp_path, data_dir, helpers):
     from tfgan.trainer import train
 
     run = tmp_path / "run"
@@ -265,7 +260,7 @@ def test_sigint_writes_a_checkpoint_and_returns(tmp_path, data_dir):
                        stream=io.StringIO())
     # The signal arrives after step 3's checks; step 4 is the last one.
     assert result["stopped_by"] == "SIGINT" and result["step"] == 4
-    assert newest_step(run) == 4 and logged_steps(run) == [2, 4]
+    assert helpers.newest_step(run) == 4 and logged_steps(run) == [2, 4]
     assert signal.getsignal(signal.SIGINT) is before  # the handler is put back
 
 
@@ -376,7 +371,7 @@ def test_training_on_a_folder_of_bad_files(tmp_path, helpers, cpu_data):
     assert f"{n_good} usable audio files" in res.stdout
     assert f"{len(bad) + 1} skipped" in res.stdout
     assert f"Skipped {len(bad) + 1} of {n_good + len(bad) + 1} audio files" in res.stderr
-    assert logged_steps(run) == [2, 4] and newest_step(run) == 4
+    assert logged_steps(run) == [2, 4] and helpers.newest_step(run) == 4
 
     expected = pipeline.compute_stats(pipeline.scan_folder(good, cpu_data), cpu_data)
     saved = json.loads((run / "stats.json").read_text())
